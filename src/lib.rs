@@ -1,0 +1,17 @@
+//! clarion: key-lifecycle notifications — rotation succeeded, rotation failed,
+//! deadline approaching — delivered once, reliably, on the right channel.
+//!
+//! This facade re-exports [`clarion_core`] and, behind cargo features, the
+//! stock channel crates. Enabling a feature links its crate, which is what
+//! makes its `kind` visible to configuration (a crate that is only a
+//! dependency is never linked, so its registration would be invisible).
+//!
+//! | feature | crate | channel kind |
+//! |---|---|---|
+//! | `log` (default) | [`clarion_log`] | `log` |
+
+pub use clarion_core::*;
+
+/// The `log` channel (tracing).
+#[cfg(feature = "log")]
+pub use clarion_log as log_channel;
