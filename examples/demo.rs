@@ -14,7 +14,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_file(path)?;
     let router = config.router()?;
     let channels = config.build_channels()?;
-    println!("loaded {path}: channels {:?}", channels.keys().collect::<Vec<_>>());
+    println!(
+        "loaded {path}: channels {:?}",
+        channels.keys().collect::<Vec<_>>()
+    );
 
     let now = Utc::now();
     let events = [

@@ -5,7 +5,11 @@ use clarion::{Config, registry};
 
 #[test]
 fn the_default_features_register_the_log_channel() {
-    assert!(registry::kinds().contains(&"log"), "{:?}", registry::kinds());
+    assert!(
+        registry::kinds().contains(&"log"),
+        "{:?}",
+        registry::kinds()
+    );
     let plugin = registry::find("log").unwrap();
     assert!(!plugin.description.is_empty());
     assert!(plugin.module.starts_with("clarion_log"));
@@ -31,7 +35,12 @@ fn the_schema_lists_each_linked_kind() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s["properties"]["kind"]["const"].as_str().unwrap().to_owned())
+        .map(|s| {
+            s["properties"]["kind"]["const"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(kinds, registry::kinds());
 }

@@ -12,13 +12,31 @@
 //! - [`registry`]: how channel crates register themselves ([`register_channel!`]).
 //! - [`config`]: the TOML file (or the same structure in code), validated with paths.
 //! - [`notification`]: an event as stored and delivered.
+//! - [`notifier`]: `emit` (route + enqueue) and `start` (dispatcher, deadline watcher).
+//! - [`store`]: the outbox and inbox contracts; [`memory`]: the in-memory store.
+//! - `dispatcher` (internal): claim → deliver under a timeout → record; [`retry`]: backoff.
+//! - [`deadline`]: `approaching_deadline` warnings from a [`deadline::DeadlineSource`].
+//! - [`clock`]: injected time; [`telemetry`]: metric names.
 
 pub mod channel;
+pub mod clock;
 pub mod config;
+pub mod deadline;
+mod dispatcher;
 pub mod event;
+pub mod memory;
 pub mod notification;
+pub mod notifier;
 pub mod registry;
+pub mod retry;
 pub mod router;
+pub mod store;
+pub mod telemetry;
+
+pub use dispatcher::DrainReport;
+pub use notifier::{
+    EmitError, EmitOutcome, Notifier, NotifierBuilder, RunningNotifier, ShutdownReport,
+};
 
 pub use channel::{Channel, Delivery, DeliveryError, Receipt};
 pub use config::{Config, ConfigError};

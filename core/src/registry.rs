@@ -2,7 +2,7 @@
 //!
 //! A channel crate registers itself once, with [`register_channel!`]:
 //!
-//! ```ignore
+//! ```text
 //! clarion_core::register_channel! {
 //!     kind: "log",
 //!     description: "Writes each delivery as a structured tracing event.",
@@ -26,6 +26,10 @@ use serde::de::DeserializeOwned;
 use crate::channel::Channel;
 use crate::config::ConfigError;
 
+/// Builds a channel named `name` from its settings (`kind` removed).
+pub type BuildFn =
+    fn(name: &str, settings: serde_json::Value) -> Result<Arc<dyn Channel>, ConfigError>;
+
 /// A channel kind, as registered by its crate.
 pub struct ChannelPlugin {
     /// The `kind = "…"` value that selects it, e.g. `smtp`.
@@ -41,7 +45,7 @@ pub struct ChannelPlugin {
     pub example: &'static str,
     /// Builds a channel named `name` from its settings (`kind` removed).
     /// Errors name the full path, e.g. `channels.ops-email.port: …`.
-    pub build: fn(name: &str, settings: serde_json::Value) -> Result<Arc<dyn Channel>, ConfigError>,
+    pub build: BuildFn,
 }
 
 impl std::fmt::Debug for ChannelPlugin {

@@ -110,12 +110,27 @@ impl fmt::Display for Explanation {
 }
 
 impl Router {
-    /// Compiles `routes`, checking them against `config`'s channels and kinds.
-    pub fn new(routes: &[RouteConfig], config: &Config) -> Result<Router, ConfigError> {
+    /// Compiles `config`'s routes, checking them against its channels and kinds.
+    pub fn from_config(config: &Config) -> Result<Router, ConfigError> {
+        let channels: Vec<&str> = config.channels.keys().map(String::as_str).collect();
+        Router::new(&config.routes, &channels, &config.custom_kinds)
+    }
+
+    /// Compiles `routes`, checking that they name only `channels` and only
+    /// built-in or `custom_kinds` event kinds.
+    pub fn new(
+        routes: &[RouteConfig],
+        channels: &[&str],
+        custom_kinds: &[EventKind],
+    ) -> Result<Router, ConfigError> {
+        let known = Known {
+            channels,
+            custom_kinds,
+        };
         let compiled = routes
             .iter()
             .enumerate()
-            .map(|(i, route)| Route::compile(i, route, config))
+            .map(|(i, route)| Route::compile(i, route, &known))
             .collect::<Result<_, _>>()?;
         Ok(Router { routes: compiled })
     }
@@ -180,8 +195,13 @@ impl Router {
     }
 }
 
+struct Known<'a> {
+    channels: &'a [&'a str],
+    custom_kinds: &'a [EventKind],
+}
+
 impl Route {
-    fn compile(index: usize, route: &RouteConfig, config: &Config) -> Result<Route, ConfigError> {
+    fn compile(index: usize, route: &RouteConfig, known: &Known<'_>) -> Result<Route, ConfigError> {
         let at = |field: &str| format!("routes[{index}].{field}");
         let kinds = if route.kinds.iter().any(|k| k == "*") {
             if route.kinds.len() > 1 {
@@ -204,7 +224,7 @@ impl Route {
                     name.parse().map_err(|e: crate::event::InvalidEventKind| {
                         ConfigError::invalid(&path, e.to_string())
                     })?;
-                if !config.knows_kind(&kind) {
+                if !(kind.is_built_in() || known.custom_kinds.contains(&kind)) {
                     return Err(ConfigError::invalid(
                         path,
                         format!(
@@ -226,16 +246,17 @@ impl Route {
         }
         let mut channels = Vec::new();
         for (i, channel) in route.channels.iter().enumerate() {
-            if !config.channels.contains_key(channel) {
-                let known: Vec<_> = config.channels.keys().map(String::as_str).collect();
+            if !known.channels.contains(&channel.as_str()) {
+                let mut names = known.channels.to_vec();
+                names.sort_unstable();
                 return Err(ConfigError::invalid(
                     at(&format!("channels[{i}]")),
                     format!(
                         "unknown channel \"{channel}\" (configured channels: {})",
-                        if known.is_empty() {
+                        if names.is_empty() {
                             "none".to_owned()
                         } else {
-                            known.join(", ")
+                            names.join(", ")
                         }
                     ),
                 ));

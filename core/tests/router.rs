@@ -123,10 +123,7 @@ fn labels_all_must_match_and_star_means_present() {
 
 #[test]
 fn first_match_wins_unless_continue() {
-    let stop = [
-        r#"channels = ["a"]"#,
-        r#"channels = ["b"]"#,
-    ];
+    let stop = [r#"channels = ["a"]"#, r#"channels = ["b"]"#];
     assert_eq!(routed(&stop, &failure()), ["a"]);
     let go_on = [
         r#"channels = ["a"]
@@ -203,7 +200,12 @@ fn explain_says_which_routes_matched_and_why() {
         ["route #2 matched without `continue`"]
     );
     let text = explanation.to_string();
-    assert!(text.contains("route #2: matched: kind rotation_failure (route takes every kind); label env=prod"), "{text}");
+    assert!(
+        text.contains(
+            "route #2: matched: kind rotation_failure (route takes every kind); label env=prod"
+        ),
+        "{text}"
+    );
     assert!(text.ends_with("=> channels: a, c"), "{text}");
 
     let unrouted = config_with_no_match().router().unwrap().explain(&success());

@@ -68,14 +68,15 @@ fn capture(channel: &LogChannel, deliveries: &[Delivery]) -> Vec<Captured> {
     let capture = Capture::default();
     let subscriber = tracing_subscriber::registry().with(capture.clone());
     tracing::subscriber::with_default(subscriber, || {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         for d in deliveries {
             let receipt = rt.block_on(channel.deliver(d)).unwrap();
             assert!(receipt.detail.unwrap().starts_with("logged at"));
         }
     });
-    let events = capture.0.lock().unwrap().clone();
-    events
+    capture.0.lock().unwrap().clone()
 }
 
 fn failure() -> KeyEvent {

@@ -30,6 +30,7 @@
 //! channel kinds linked). Channel settings are deserialized by their plugin
 //! when the channels are built.
 
+pub mod duration;
 mod env;
 mod error;
 mod schema;
@@ -76,6 +77,49 @@ pub struct Config {
     /// Ordered routes from events to channels.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// Values that came from `${VAR}`, kept to scrub them from error messages.
+    #[serde(skip)]
+    #[schemars(skip)]
+    substituted: Substitutions,
+}
+
+/// Where `${VAR}` put a value, so errors can show `${VAR}` instead of it.
+#[derive(Clone, Default)]
+struct Substitutions(Vec<Substitution>);
+
+#[derive(Clone)]
+struct Substitution {
+    path: String,
+    value: String,
+    template: String,
+}
+
+impl fmt::Debug for Substitutions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{} substituted values]", self.0.len())
+    }
+}
+
+impl Substitutions {
+    /// Replaces substituted values in an error about a path they are in (or
+    /// under) with the `${VAR}` text that produced them: a mistyped secret must
+    /// not be echoed by "invalid type: string \"hunter2\"".
+    fn scrub(&self, error: ConfigError) -> ConfigError {
+        let ConfigError::Invalid { path, mut message } = error else {
+            return error;
+        };
+        for sub in &self.0 {
+            let related = path == sub.path
+                || sub.path.starts_with(&format!("{path}."))
+                || sub.path.starts_with(&format!("{path}["))
+                || path.starts_with(&format!("{}.", sub.path))
+                || path.starts_with(&format!("{}[", sub.path));
+            if related && !sub.value.is_empty() {
+                message = message.replace(&sub.value, &sub.template);
+            }
+        }
+        ConfigError::Invalid { path, message }
+    }
 }
 
 /// `[store]`.
@@ -91,7 +135,10 @@ pub struct StoreConfig {
     #[serde(default = "yes")]
     pub migrate: bool,
     /// Purge final notifications older than this (humantime, e.g. `30d`).
-    #[serde(default = "default_retention", with = "humantime_serde")]
+    #[serde(
+        default = "default_retention",
+        deserialize_with = "duration::deserialize"
+    )]
     #[schemars(with = "String")]
     pub retention: Duration,
 }
@@ -130,15 +177,15 @@ pub struct DeliveryConfig {
     /// Deliveries claimed per store round trip.
     pub batch_size: usize,
     /// How long a claim is exclusive; a crashed worker's claims expire after it.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration::deserialize")]
     #[schemars(with = "String")]
     pub lease: Duration,
     /// Upper bound for one `deliver` call, whatever the channel does.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration::deserialize")]
     #[schemars(with = "String")]
     pub timeout: Duration,
     /// How often the store is polled when nothing wakes the dispatcher.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration::deserialize")]
     #[schemars(with = "String")]
     pub poll_interval: Duration,
     /// Retry policy.
@@ -162,18 +209,18 @@ impl Default for DeliveryConfig {
 /// `[delivery.retry]`: exponential backoff with jitter, bounded by attempts and age.
 ///
 /// Defaults: 10 s, doubling, capped at 1 h, ±20 % jitter, 30 attempts, 24 h.
-/// That is ~1.4 h to reach the cap and ~22 h for the whole budget, close to
+/// That is ~1.4 h to reach the cap and ~21 h for the whole budget, close to
 /// Svix's published schedule (8 attempts over ~27 h) and, early on, to
 /// certctl's 2^n minutes capped at 1 h.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
     /// Delay before the second attempt.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration::deserialize")]
     #[schemars(with = "String")]
     pub initial_backoff: Duration,
     /// Largest delay between attempts.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration::deserialize")]
     #[schemars(with = "String")]
     pub max_backoff: Duration,
     /// Growth factor per attempt (≥ 1).
@@ -183,11 +230,11 @@ pub struct RetryConfig {
     /// Attempts before a delivery is dead (≥ 1).
     pub max_attempts: u32,
     /// Age after which a delivery is dead instead of retried.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration::deserialize")]
     #[schemars(with = "String")]
     pub max_age: Duration,
     /// Largest `Retry-After` a channel may impose.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration::deserialize")]
     #[schemars(with = "String")]
     pub max_retry_after: Duration,
 }
@@ -213,7 +260,7 @@ pub struct DeadlinesConfig {
     /// Warning thresholds in days before the deadline, any order.
     pub thresholds: Vec<u32>,
     /// How often the deadline source is scanned.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "duration::deserialize")]
     #[schemars(with = "String")]
     pub scan_interval: Duration,
 }
@@ -231,7 +278,7 @@ impl Default for DeadlinesConfig {
 ///
 /// Its schema here is generic; [`json_schema`] replaces it with one schema per
 /// linked plugin.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct ChannelConfig {
     /// Which plugin, e.g. `smtp`.
     pub kind: String,
@@ -256,6 +303,17 @@ impl ChannelConfig {
             kind: kind.into(),
             settings,
         }
+    }
+}
+
+/// Shows the setting names only: values may be secrets (the plugin's own
+/// config type wraps them; this raw map cannot know which they are).
+impl fmt::Debug for ChannelConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChannelConfig")
+            .field("kind", &self.kind)
+            .field("settings", &self.settings.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -390,9 +448,16 @@ impl Config {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let table: toml::Table = toml::from_str(toml).map_err(|e| syntax_error(toml, &e))?;
-        let value = to_json(toml::Value::Table(table), &mut String::new(), &env)?;
-        let config: Config = deserialize_at("", value)?;
-        config.validate()?;
+        let mut substituted = Substitutions::default();
+        let value = to_json(
+            toml::Value::Table(table),
+            &mut String::new(),
+            &env,
+            &mut substituted,
+        )?;
+        let mut config: Config = deserialize_at("", value).map_err(|e| substituted.scrub(e))?;
+        config.substituted = substituted;
+        config.validate().map_err(|e| config.substituted.scrub(e))?;
         Ok(config)
     }
 
@@ -421,8 +486,17 @@ impl Config {
 
     /// Checks everything that can be checked without building channels:
     /// names, numbers, route targets and kinds, and that every channel kind
-    /// is linked (the startup audit).
+    /// is linked (the startup audit). Channel settings are checked by
+    /// [`Config::build_channels`].
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_settings()?;
+        Router::from_config(self)?;
+        Ok(())
+    }
+
+    /// [`Config::validate`] without the routes (which may also name channels
+    /// added in code).
+    pub(crate) fn validate_settings(&self) -> Result<(), ConfigError> {
         for (i, kind) in self.custom_kinds.iter().enumerate() {
             if kind.is_built_in() {
                 return Err(ConfigError::invalid(
@@ -437,7 +511,6 @@ impl Config {
             validate_channel_name(name)?;
             audit_kind(&format!("channels.{name}.kind"), &channel.kind)?;
         }
-        Router::new(&self.routes, self)?;
         Ok(())
     }
 
@@ -447,14 +520,15 @@ impl Config {
         for (name, channel) in &self.channels {
             let plugin = audit_kind(&format!("channels.{name}.kind"), &channel.kind)?;
             let settings = serde_json::Value::Object(channel.settings.clone());
-            built.insert(name.clone(), (plugin.build)(name, settings)?);
+            let channel = (plugin.build)(name, settings).map_err(|e| self.substituted.scrub(e))?;
+            built.insert(name.clone(), channel);
         }
         Ok(built)
     }
 
     /// Builds the router (validating routes against channels and kinds).
     pub fn router(&self) -> Result<Router, ConfigError> {
-        Router::new(&self.routes, self)
+        Router::from_config(self)
     }
 
     /// Whether `kind` may be used in routes.
@@ -579,8 +653,9 @@ fn validate_channel_name(name: &str) -> Result<(), ConfigError> {
     if valid {
         Ok(())
     } else {
+        // Quote like TOML does, so `channels."audit.hook"` is not read as nesting.
         Err(ConfigError::invalid(
-            format!("channels.{name}"),
+            format!("channels.{name:?}"),
             "a channel name is 1-64 characters of a-z, 0-9, '-' and '_'",
         ))
     }
@@ -665,10 +740,17 @@ fn syntax_error(text: &str, e: &toml::de::Error) -> ConfigError {
         }
         None => (1, 1),
     };
+    let mut message = e.message().trim().to_owned();
+    if let Some(span) = e.span() {
+        let snippet = text.get(span.clone()).unwrap_or_default().trim();
+        if !snippet.is_empty() && snippet.len() <= 60 && !snippet.contains('\n') {
+            message.push_str(&format!(" (at `{snippet}`)"));
+        }
+    }
     ConfigError::Syntax {
         line,
         column,
-        message: e.message().trim().to_owned(),
+        message,
     }
 }
 
@@ -677,10 +759,21 @@ fn to_json(
     value: toml::Value,
     path: &mut String,
     env: &dyn Fn(&str) -> Option<String>,
+    substituted: &mut Substitutions,
 ) -> Result<serde_json::Value, ConfigError> {
     use serde_json::Value as J;
     Ok(match value {
-        toml::Value::String(s) => J::String(env::substitute(&s, path, env)?),
+        toml::Value::String(s) => {
+            let value = env::substitute(&s, path, env)?;
+            if value != s {
+                substituted.0.push(Substitution {
+                    path: path.clone(),
+                    value: value.clone(),
+                    template: s,
+                });
+            }
+            J::String(value)
+        }
         toml::Value::Integer(i) => J::from(i),
         toml::Value::Float(f) => J::from(f),
         toml::Value::Boolean(b) => J::Bool(b),
@@ -690,7 +783,7 @@ fn to_json(
             for (i, item) in items.into_iter().enumerate() {
                 let len = path.len();
                 path.push_str(&format!("[{i}]"));
-                out.push(to_json(item, path, env)?);
+                out.push(to_json(item, path, env, substituted)?);
                 path.truncate(len);
             }
             J::Array(out)
@@ -703,7 +796,7 @@ fn to_json(
                     path.push('.');
                 }
                 path.push_str(&key);
-                out.insert(key, to_json(item, path, env)?);
+                out.insert(key, to_json(item, path, env, substituted)?);
                 path.truncate(len);
             }
             J::Object(out)

@@ -1,0 +1,530 @@
+//! The [`Notifier`]: what a KMS holds. `emit` routes and persists; `start`
+//! runs the dispatcher and the deadline watcher in the background.
+//!
+//! ```
+//! use std::time::Duration;
+//! use clarion_core::config::{ChannelConfig, Config, RouteConfig};
+//! use clarion_core::event::*;
+//! use clarion_core::memory::MemoryStore;
+//! use clarion_core::notifier::{EmitOutcome, Notifier};
+//! # use clarion_core::{Channel, Delivery, DeliveryError, Receipt};
+//! # #[derive(Debug)] struct Null;
+//! # #[async_trait::async_trait] impl Channel for Null {
+//! #   async fn deliver(&self, _: &Delivery) -> Result<Receipt, DeliveryError> { Ok(Receipt::default()) } }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let mut config = Config::default();
+//! config.add_route(RouteConfig::to(["pager"]));
+//! let notifier = Notifier::builder()
+//!     .config(config)
+//!     .store(MemoryStore::new())
+//!     .channel("pager", Null)          // or [channels.pager] in the config
+//!     .build()
+//!     .unwrap();
+//! let running = notifier.start();
+//! let event = KeyEvent::rotation_failure(
+//!     Subject::new("key-1", ObjectType::SymmetricKey),
+//!     RotationFailure { error: "HSM down".into(), attempt: 1, next_attempt: None },
+//! );
+//! let outcome = notifier.emit(&event).await.unwrap(); // durable once this returns
+//! assert!(matches!(outcome, EmitOutcome::Enqueued { .. }));
+//! let report = running.shutdown(Duration::from_secs(5)).await;
+//! println!("{report:?}");
+//! # });
+//! ```
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info_span, warn};
+use uuid::Uuid;
+
+use crate::channel::Channel;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigError, DeadlinesConfig};
+use crate::deadline::{DeadlineSource, DeadlineWatcher, ScanError, ScanReport};
+use crate::dispatcher::{Dispatcher, DrainReport, KindLabel};
+use crate::event::{Event, EventKind, KeyEvent};
+use crate::memory::MemoryStore;
+use crate::notification::Notification;
+use crate::router::{Explanation, Router};
+use crate::store::{
+    DeliveryStatus, Enqueued, NewNotification, NotificationsStore, Requeued, StoreError,
+};
+use crate::telemetry;
+
+/// What `emit` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmitOutcome {
+    /// Stored, with a delivery per channel.
+    Enqueued {
+        /// The notification's id.
+        id: Uuid,
+        /// The channels it will be delivered on.
+        channels: Vec<String>,
+    },
+    /// Stored for the inbox, but no route matched: nothing will be delivered.
+    Unrouted {
+        /// The notification's id.
+        id: Uuid,
+    },
+    /// A notification with the same dedup key exists; nothing was stored.
+    Duplicate {
+        /// The existing notification.
+        existing_id: Uuid,
+    },
+}
+
+/// Why `emit` failed. Nothing was stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmitError {
+    /// The event cannot be stored as it is.
+    #[error("invalid event: {field}: {message}")]
+    InvalidEvent {
+        /// The offending field, e.g. `subject.id`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The store failed; the event was not stored and may be emitted again.
+    #[error("the event was not stored: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Builds a [`Notifier`] from configuration and code.
+#[derive(Default)]
+pub struct NotifierBuilder {
+    config: Config,
+    store: Option<Arc<dyn NotificationsStore>>,
+    channels: Vec<(String, Arc<dyn Channel>)>,
+    clock: Option<Arc<dyn Clock>>,
+    source: Option<Arc<dyn DeadlineSource>>,
+}
+
+impl NotifierBuilder {
+    /// The configuration (default: an empty one).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The store. Without one, `store.url = "memory://"` gives a
+    /// [`MemoryStore`]; SQL URLs need a store from the `clarion` facade.
+    pub fn store(self, store: impl NotificationsStore + 'static) -> Self {
+        self.shared_store(Arc::new(store))
+    }
+
+    /// A store shared with other code (e.g. the HTTP API).
+    pub fn shared_store(mut self, store: Arc<dyn NotificationsStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// A channel built in code, routable by `name` like a configured one.
+    pub fn channel(self, name: impl Into<String>, channel: impl Channel + 'static) -> Self {
+        self.shared_channel(name, Arc::new(channel))
+    }
+
+    /// A channel built in code and shared.
+    pub fn shared_channel(mut self, name: impl Into<String>, channel: Arc<dyn Channel>) -> Self {
+        self.channels.push((name.into(), channel));
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Where the deadline watcher finds upcoming deadlines.
+    pub fn deadline_source(mut self, source: impl DeadlineSource + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// Validates everything and builds the channels (the startup audit).
+    pub fn build(self) -> Result<Notifier, ConfigError> {
+        let config = self.config;
+        config.validate_settings()?;
+        let mut channels: Vec<(String, Arc<dyn Channel>)> =
+            config.build_channels()?.into_iter().collect();
+        for (name, channel) in self.channels {
+            if channels.iter().any(|(n, _)| *n == name) {
+                return Err(ConfigError::invalid(
+                    format!("channels.{name}"),
+                    "duplicate channel name: configured in the file and added in code",
+                ));
+            }
+            channels.push((name, channel));
+        }
+        let names: Vec<&str> = channels.iter().map(|(n, _)| n.as_str()).collect();
+        let router = Router::new(&config.routes, &names, &config.custom_kinds)?;
+        let store = match self.store {
+            Some(store) => store,
+            None => default_store(&config)?,
+        };
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let declared: Arc<HashSet<EventKind>> =
+            Arc::new(config.custom_kinds.iter().cloned().collect());
+        let kind_label: KindLabel = Arc::new(move |kind: &EventKind| {
+            if kind.is_built_in() || declared.contains(kind) {
+                kind.as_str().to_owned()
+            } else {
+                "undeclared".to_owned()
+            }
+        });
+        let dispatcher = Arc::new(Dispatcher::new(
+            store.clone(),
+            channels,
+            config.delivery.clone(),
+            clock.clone(),
+            kind_label.clone(),
+        ));
+        Ok(Notifier {
+            inner: Arc::new(Inner {
+                router,
+                store,
+                clock,
+                dispatcher,
+                deadlines: config.deadlines.clone(),
+                retention: config.store.retention,
+                source: self.source,
+                kind_label,
+                unrouted_logged: Mutex::new(HashSet::new()),
+            }),
+        })
+    }
+}
+
+fn default_store(config: &Config) -> Result<Arc<dyn NotificationsStore>, ConfigError> {
+    let url = config.store.url.expose_secret();
+    if url.starts_with("memory:") {
+        Ok(Arc::new(MemoryStore::new()))
+    } else {
+        let scheme = url.split(':').next().unwrap_or_default();
+        Err(ConfigError::invalid(
+            "store.url",
+            format!(
+                "a \"{scheme}:\" store is not built in clarion-core; open it with the \
+                 `clarion` facade (its store features) and pass it to NotifierBuilder::store, \
+                 or use \"memory://\""
+            ),
+        ))
+    }
+}
+
+/// Routes, persists and delivers key-lifecycle notifications. Cheap to clone.
+#[derive(Clone)]
+pub struct Notifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    router: Router,
+    store: Arc<dyn NotificationsStore>,
+    clock: Arc<dyn Clock>,
+    dispatcher: Arc<Dispatcher>,
+    deadlines: DeadlinesConfig,
+    retention: Duration,
+    source: Option<Arc<dyn DeadlineSource>>,
+    kind_label: KindLabel,
+    unrouted_logged: Mutex<HashSet<EventKind>>,
+}
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifier").finish_non_exhaustive()
+    }
+}
+
+const MAX_ID: usize = 255;
+const MAX_LABELS: usize = 64;
+
+impl Notifier {
+    /// A builder.
+    pub fn builder() -> NotifierBuilder {
+        NotifierBuilder::default()
+    }
+
+    /// Routes `event` and stores it with one delivery per matched channel, in
+    /// one atomic write: when this returns `Ok`, the notification is durable
+    /// (as durable as the store). An event no route matches is still stored
+    /// for the inbox and reported as [`EmitOutcome::Unrouted`].
+    pub async fn emit(&self, event: &(impl Event + ?Sized)) -> Result<EmitOutcome, EmitError> {
+        let event = event.to_key_event();
+        let kind = (self.inner.kind_label)(&event.kind);
+        let span = info_span!("clarion.emit", kind = %kind, subject_id = %event.subject.id);
+        async {
+            validate(&event)?;
+            let channels = self.inner.router.route(&event);
+            let notification = Notification::new(event, self.inner.clock.now());
+            let outcome = self
+                .inner
+                .store
+                .enqueue(NewNotification {
+                    notification,
+                    channels: channels.clone(),
+                })
+                .await?;
+            Ok(match outcome {
+                Enqueued::Duplicate { existing_id } => {
+                    telemetry::event(&kind, "duplicate");
+                    debug!(%existing_id, "duplicate event");
+                    EmitOutcome::Duplicate { existing_id }
+                }
+                Enqueued::Created {
+                    notification_id, ..
+                } if channels.is_empty() => {
+                    telemetry::event(&kind, "unrouted");
+                    self.log_unrouted(&kind);
+                    EmitOutcome::Unrouted {
+                        id: notification_id,
+                    }
+                }
+                Enqueued::Created {
+                    notification_id, ..
+                } => {
+                    telemetry::event(&kind, "enqueued");
+                    self.inner.dispatcher.wake.notify_one();
+                    EmitOutcome::Enqueued {
+                        id: notification_id,
+                        channels,
+                    }
+                }
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Warns once per kind, not once per event: an unrouted kind is a
+    /// configuration gap, and repeating it would bury other logs.
+    fn log_unrouted(&self, kind: &str) {
+        let mut logged = self
+            .inner
+            .unrouted_logged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if logged.insert(EventKind::Custom(kind.to_owned())) {
+            warn!(
+                kind,
+                "no route matches events of this kind; they are kept for the inbox only \
+                 (logged once per kind; see Router::explain)"
+            );
+        }
+    }
+
+    /// Which routes `event` matches and why.
+    pub fn explain(&self, event: &(impl Event + ?Sized)) -> Explanation {
+        self.inner.router.explain(&event.to_key_event())
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn NotificationsStore> {
+        &self.inner.store
+    }
+
+    /// Makes a dead delivery pending again and wakes the dispatcher.
+    pub async fn requeue(&self, delivery_id: Uuid) -> Result<Requeued, StoreError> {
+        let result = self
+            .inner
+            .store
+            .requeue(delivery_id, self.inner.clock.now())
+            .await?;
+        if result == Requeued::Requeued {
+            self.inner.dispatcher.wake.notify_one();
+        }
+        Ok(result)
+    }
+
+    /// Scans the deadline source once and emits the warnings due now.
+    pub async fn scan_deadlines(&self) -> Result<ScanReport, ScanError> {
+        let Some(source) = &self.inner.source else {
+            return Err(ScanError::NoSource);
+        };
+        DeadlineWatcher::new(&self.inner.deadlines)
+            .scan(self, source.as_ref(), self.inner.clock.now())
+            .await
+    }
+
+    /// Purges notifications older than `store.retention` whose deliveries are
+    /// all final, in batches; returns how many were purged.
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let before = self.inner.clock.now()
+            - chrono::TimeDelta::from_std(self.inner.retention).unwrap_or(chrono::TimeDelta::MAX);
+        let mut total = 0;
+        loop {
+            let purged = self.inner.store.purge(before, 1000).await?;
+            total += purged;
+            if purged == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Starts the dispatcher, the deadline watcher (when a source is set) and
+    /// upkeep (gauges, retention) on the current tokio runtime.
+    pub fn start(&self) -> RunningNotifier {
+        let (stop, stopped) = watch::channel(None);
+        let dispatcher = tokio::spawn(self.inner.dispatcher.clone().run(stopped.clone()));
+        let mut background = vec![tokio::spawn(upkeep(self.clone(), stopped.clone()))];
+        if self.inner.source.is_some() {
+            background.push(tokio::spawn(watch_deadlines(self.clone(), stopped)));
+        }
+        RunningNotifier {
+            stop,
+            dispatcher,
+            background,
+            notifier: self.clone(),
+        }
+    }
+}
+
+fn validate(event: &KeyEvent) -> Result<(), EmitError> {
+    let invalid = |field: &str, message: String| EmitError::InvalidEvent {
+        field: field.to_owned(),
+        message,
+    };
+    let text = |field: &str, value: &str| {
+        if value.trim().is_empty() {
+            Err(invalid(field, "must not be empty".into()))
+        } else if value.len() > MAX_ID {
+            Err(invalid(
+                field,
+                format!("is {} bytes; at most {MAX_ID}", value.len()),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    text("subject.id", &event.subject.id)?;
+    if let Some(name) = &event.subject.name {
+        text("subject.name", name)?;
+    }
+    if let Some(owner) = &event.owner {
+        text("owner", owner)?;
+    }
+    if let Some(key) = &event.dedup_key {
+        text("dedup_key", key)?;
+    }
+    if event.labels.len() > MAX_LABELS {
+        return Err(invalid(
+            "labels",
+            format!("has {} labels; at most {MAX_LABELS}", event.labels.len()),
+        ));
+    }
+    for (key, value) in &event.labels {
+        text("labels", key)?;
+        if value.len() > MAX_ID {
+            return Err(invalid(
+                &format!("labels.{key}"),
+                format!("is {} bytes; at most {MAX_ID}", value.len()),
+            ));
+        }
+    }
+    if !event.data.is_object() {
+        return Err(invalid(
+            "data",
+            "must be a JSON object (kind-specific fields)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A started [`Notifier`]; stop it with [`RunningNotifier::shutdown`].
+/// Dropping it stops claiming and lets in-flight attempts finish.
+pub struct RunningNotifier {
+    stop: watch::Sender<Option<Instant>>,
+    dispatcher: JoinHandle<DrainReport>,
+    background: Vec<JoinHandle<()>>,
+    notifier: Notifier,
+}
+
+/// What `shutdown` left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// In-flight attempts that finished during the drain.
+    pub finished: usize,
+    /// In-flight attempts cut off at the deadline (their leases expire and
+    /// they are attempted again by the next run).
+    pub abandoned: usize,
+    /// Deliveries left pending or in flight in the store, for later runs.
+    pub pending: u64,
+}
+
+impl RunningNotifier {
+    /// The notifier, for emitting.
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
+    /// Stops claiming, waits up to `grace` for in-flight attempts, stops the
+    /// watcher, and reports what is left.
+    pub async fn shutdown(self, grace: Duration) -> ShutdownReport {
+        let _ = self.stop.send(Some(Instant::now() + grace));
+        let drain = self.dispatcher.await.unwrap_or_default();
+        for task in self.background {
+            task.abort();
+        }
+        let pending = match self.notifier.inner.store.counts().await {
+            Ok(counts) => counts
+                .iter()
+                .filter(|c| matches!(c.status, DeliveryStatus::Pending | DeliveryStatus::InFlight))
+                .map(|c| c.count)
+                .sum(),
+            Err(e) => {
+                warn!(error = %e, "could not count pending deliveries at shutdown");
+                0
+            }
+        };
+        ShutdownReport {
+            finished: drain.finished,
+            abandoned: drain.abandoned,
+            pending,
+        }
+    }
+}
+
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(15);
+const PURGE_EVERY: u32 = 240; // upkeep rounds: once an hour
+
+async fn upkeep(notifier: Notifier, mut stop: watch::Receiver<Option<Instant>>) {
+    let mut round: u32 = 0;
+    loop {
+        match notifier.inner.store.counts().await {
+            Ok(counts) => telemetry::gauges(&counts),
+            Err(e) => warn!(error = %e, "counting deliveries for metrics failed"),
+        }
+        if round.is_multiple_of(PURGE_EVERY) {
+            match notifier.purge_expired().await {
+                Ok(0) => {}
+                Ok(n) => debug!(purged = n, "purged expired notifications"),
+                Err(e) => warn!(error = %e, "purging expired notifications failed"),
+            }
+        }
+        round = round.wrapping_add(1);
+        tokio::select! {
+            _ = tokio::time::sleep(UPKEEP_INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn watch_deadlines(notifier: Notifier, mut stop: watch::Receiver<Option<Instant>>) {
+    loop {
+        match notifier.scan_deadlines().await {
+            Ok(report) => debug!(?report, "deadline scan"),
+            Err(e) => warn!(error = %e, "deadline scan failed; trying again at the next interval"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(notifier.inner.deadlines.scan_interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
