@@ -3,7 +3,8 @@
 //! message in `<name>.expected` (compared trimmed).
 //!
 //! A file is loaded with [`Config::from_toml_str_with_env`] and a fixed
-//! environment (only `SMTP_PASSWORD` and `WEBHOOK_SECRET` are set), then its
+//! environment (only `SMTP_PASSWORD` and `WEBHOOK_SECRET` are set), validated
+//! (routes included), then its
 //! channels are built, so errors of the plugins' constructors are covered too.
 //! The plugins are the test-only `fake-email` and `fake-webhook` registered
 //! below: integration tests link no channel crate.
@@ -246,6 +247,7 @@ channels = ["ops-email"]
 /// Loads and builds like an application at start-up; the first error, as shown.
 fn load(text: &str) -> Result<(), String> {
     let config = Config::from_toml_str_with_env(text, env).map_err(|e| e.to_string())?;
+    config.validate().map_err(|e| e.to_string())?;
     config.build_channels().map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! - `test`   — everything CI checks: fmt, clippy, all tests, rustdoc.
 //! - `schema` — print the JSON Schema of the configuration file.
 //! - `demo`   — the main job: route sample events through the sample config.
+//! - `bench`  — benchmarks that print figures (release build).
 
 use std::process::{Command, ExitCode};
 
@@ -15,13 +16,15 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("schema") => schema(),
         Some("demo") => demo(),
+        Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
                  test     fmt + clippy + every test + rustdoc (what CI runs)\n  \
                  schema   print the JSON Schema of the configuration file\n  \
-                 demo     route sample events through examples/demo.toml"
+                 demo     route sample events through examples/demo.toml\n  \
+                 bench    print emit latency and delivery throughput (release build)"
             );
             return ExitCode::from(2);
         }
@@ -46,6 +49,12 @@ fn schema() -> Result<(), String> {
 
 fn demo() -> Result<(), String> {
     cargo(&["run", "--quiet", "--example", "demo"], &[])
+}
+
+fn bench(extra: &[String]) -> Result<(), String> {
+    let mut args = vec!["run", "--quiet", "--release", "-p", "clarion-bench", "--"];
+    args.extend(extra.iter().map(String::as_str));
+    cargo(&args, &[])
 }
 
 fn test(extra: &[String]) -> Result<(), String> {

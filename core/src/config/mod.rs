@@ -427,7 +427,10 @@ impl RouteConfig {
 pub type Channels = BTreeMap<String, Arc<dyn Channel>>;
 
 impl Config {
-    /// Parses TOML, substituting `${VAR}` from the process environment, and validates.
+    /// Parses TOML, substituting `${VAR}` from the process environment, and
+    /// validates the settings. Routes are checked when the notifier is built,
+    /// against file and code channels alike; [`Config::validate`] checks them
+    /// against the file's channels.
     pub fn from_toml_str(toml: &str) -> Result<Config, ConfigError> {
         Self::from_toml_str_with_env(toml, |name| std::env::var(name).ok())
     }
@@ -442,7 +445,8 @@ impl Config {
         Self::from_toml_str(&text)
     }
 
-    /// Parses TOML with `${VAR}` looked up through `env`, and validates.
+    /// Parses TOML with `${VAR}` looked up through `env`, and validates the
+    /// settings (see [`Config::from_toml_str`]).
     pub fn from_toml_str_with_env(
         toml: &str,
         env: impl Fn(&str) -> Option<String>,
@@ -457,7 +461,9 @@ impl Config {
         )?;
         let mut config: Config = deserialize_at("", value).map_err(|e| substituted.scrub(e))?;
         config.substituted = substituted;
-        config.validate().map_err(|e| config.substituted.scrub(e))?;
+        config
+            .validate_settings()
+            .map_err(|e| config.substituted.scrub(e))?;
         Ok(config)
     }
 
@@ -496,7 +502,7 @@ impl Config {
 
     /// [`Config::validate`] without the routes (which may also name channels
     /// added in code).
-    pub(crate) fn validate_settings(&self) -> Result<(), ConfigError> {
+    pub fn validate_settings(&self) -> Result<(), ConfigError> {
         for (i, kind) in self.custom_kinds.iter().enumerate() {
             if kind.is_built_in() {
                 return Err(ConfigError::invalid(

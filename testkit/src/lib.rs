@@ -1,0 +1,12 @@
+//! clarion-testkit: what channel and store authors test with.
+//!
+//! - [`recording::RecordingChannel`]: a channel whose behaviour per attempt is
+//!   scripted (succeed, fail retryably N times, fail permanently, hang, hint
+//!   `retry_after`) and which records every delivery it was handed.
+//! - [`store_suite`]: the store conformance suite, generic over a store
+//!   factory; every store (memory, SQLite, PostgreSQL, MariaDB) runs it.
+//! - [`events`]: sample events.
+
+pub mod events;
+pub mod recording;
+pub mod store_suite;
