@@ -1,72 +1,93 @@
-//! The demo behind `cargo xtask demo`: loads `examples/demo.toml`, routes
-//! sample key-lifecycle events, prints why each went where, and delivers each
-//! through the routed log channels (the tracing output below each event).
+//! The demo behind `cargo xtask demo`: loads `examples/demo.toml`, emits
+//! sample key-lifecycle events through a running `Notifier` (route → store →
+//! dispatcher → log channels), then prints the inbox and delivery counts.
 
-use chrono::{Duration, Utc};
-use clarion::channel::Delivery;
+use std::time::Duration;
+
+use chrono::{Duration as Days, Utc};
 use clarion::event::*;
-use clarion::{Config, Notification};
+use clarion::store::DeliveryStatus;
+use clarion::{Config, EmitOutcome, Notifier};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_target(true).init();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo.toml");
-    let config = Config::from_file(path)?;
-    let router = config.router()?;
-    let channels = config.build_channels()?;
-    println!(
-        "loaded {path}: channels {:?}",
-        channels.keys().collect::<Vec<_>>()
-    );
+    let notifier = Notifier::builder()
+        .config(Config::from_file(path)?)
+        .build()?;
+    let running = notifier.start();
+    println!("loaded {path}");
 
     let now = Utc::now();
-    let events = [
-        KeyEvent::rotation_success(
-            Subject::new("key-7", ObjectType::SymmetricKey).named("payments-dek"),
-            RotationSuccess {
-                old_id: "v6".into(),
-                new_id: "v7".into(),
-                next_rotation: Some(now + Duration::days(90)),
-            },
-        )
-        .with_owner("alice"),
-        KeyEvent::rotation_failure(
-            Subject::new("cert-42", ObjectType::Certificate).named("api.example.internal"),
-            RotationFailure {
-                error: "ACME order failed: rate limited".into(),
-                attempt: 3,
-                next_attempt: Some(now + Duration::minutes(30)),
-            },
-        )
-        .with_owner("bob"),
-        KeyEvent::approaching_deadline(
-            Subject::new("token-9", ObjectType::Token),
-            ApproachingDeadline {
-                deadline: now + Duration::days(5),
-                days_remaining: 5,
-                threshold_days: 7,
-                final_threshold: false,
-            },
-        ),
-    ];
+    let rotated = KeyEvent::rotation_success(
+        Subject::new("key-7", ObjectType::SymmetricKey).named("payments-dek"),
+        RotationSuccess {
+            old_id: "v6".into(),
+            new_id: "v7".into(),
+            next_rotation: Some(now + Days::days(90)),
+        },
+    )
+    .with_owner("alice")
+    .with_dedup_key("rotated:key-7:v7");
+    let failed = KeyEvent::rotation_failure(
+        Subject::new("cert-42", ObjectType::Certificate).named("api.example.internal"),
+        RotationFailure {
+            error: "ACME order failed: rate limited".into(),
+            attempt: 3,
+            next_attempt: Some(now + Days::minutes(30)),
+        },
+    )
+    .with_owner("alice");
+    let due = KeyEvent::approaching_deadline(
+        Subject::new("token-9", ObjectType::Token),
+        ApproachingDeadline {
+            deadline: now + Days::days(5),
+            days_remaining: 5,
+            threshold_days: 7,
+            final_threshold: false,
+        },
+    )
+    .with_owner("bob");
 
-    for event in events {
-        println!("\n--- {} for {} ---", event.kind, event.subject.id);
-        let explanation = router.explain(&event);
-        println!("{explanation}");
-        let notification = Notification::new(event, Utc::now());
-        for name in &explanation.channels {
-            let delivery = Delivery {
-                id: uuid::Uuid::now_v7(),
-                channel: name.clone(),
-                attempt: 1,
-                notification: notification.clone(),
-            };
-            match channels[name].deliver(&delivery).await {
-                Ok(receipt) => println!("{name}: sent ({})", receipt.detail.unwrap_or_default()),
-                Err(e) => println!("{name}: {e}"),
+    for event in [&rotated, &failed, &due, &rotated] {
+        println!("\n--- emit {} for {} ---", event.kind, event.subject.id);
+        println!("{}", notifier.explain(event));
+        match notifier.emit(event).await? {
+            EmitOutcome::Enqueued { id, channels } => {
+                println!("enqueued {id} for {}", channels.join(", "))
+            }
+            EmitOutcome::Unrouted { id } => println!("stored {id} for the inbox only"),
+            EmitOutcome::Duplicate { existing_id } => {
+                println!("duplicate of {existing_id}: nothing new stored or sent")
             }
         }
+    }
+
+    // Wait until the dispatcher has nothing left to do, then stop it.
+    for _ in 0..500 {
+        let busy = notifier
+            .store()
+            .counts()
+            .await?
+            .iter()
+            .any(|c| matches!(c.status, DeliveryStatus::Pending | DeliveryStatus::InFlight));
+        if !busy {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let report = running.shutdown(Duration::from_secs(5)).await;
+    println!("\n--- after shutdown: {report:?} ---");
+    let store = notifier.store();
+    for owner in ["alice", "bob"] {
+        println!("inbox {owner}: {} unread", store.unread_count(owner).await?);
+    }
+    for count in store.counts().await? {
+        println!(
+            "deliveries {:<12} {:<9} {}",
+            count.channel, count.status, count.count
+        );
     }
     Ok(())
 }

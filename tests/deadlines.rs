@@ -10,7 +10,7 @@ use clarion::config::Config;
 use clarion::deadline::{Deadline, DeadlineSource, SourceError};
 use clarion::event::{ApproachingDeadline, Labels, ObjectType, Severity, Subject};
 use clarion::memory::MemoryStore;
-use clarion::store::{InboxStore, NotificationsStore, PageRequest};
+use clarion::store::{NotificationsStore, PageRequest};
 use clarion::{Notification, Notifier};
 use clarion_testkit::recording::RecordingChannel;
 

@@ -7,8 +7,8 @@ use clarion::clock::{Clock, TokioClock};
 use clarion::config::Config;
 use clarion::memory::MemoryStore;
 use clarion::store::{
-    ClaimRequest, DeliveryFilter, DeliveryRecord, DeliveryStatus, InboxStore, OutboxStore, Outcome,
-    PageRequest, Requeued, StoreError,
+    ClaimRequest, DeliveryFilter, DeliveryRecord, DeliveryStatus, Outcome, PageRequest, Requeued,
+    StoreError,
 };
 use clarion::{EmitOutcome, Notifier, Receipt};
 use clarion_testkit::events;
