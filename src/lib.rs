@@ -6,12 +6,17 @@
 //! makes its `kind` visible to configuration (a crate that is only a
 //! dependency is never linked, so its registration would be invisible).
 //!
-//! | feature | crate | channel kind |
-//! |---|---|---|
-//! | `log` (default) | [`clarion_log`] | `log` |
+//! | feature | crate | re-exported as | provides |
+//! |---|---|---|---|
+//! | `log` (default) | `clarion-log` | `clarion::log_channel` | channel kind `log` |
+//! | `webhook` (default) | `clarion-webhook` | `clarion::webhook_channel` | channel kind `webhook` |
 
 pub use clarion_core::*;
 
 /// The `log` channel (tracing).
 #[cfg(feature = "log")]
 pub use clarion_log as log_channel;
+
+/// The `webhook` channel (HTTP POST signed per Standard Webhooks, reqwest).
+#[cfg(feature = "webhook")]
+pub use clarion_webhook as webhook_channel;

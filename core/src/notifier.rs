@@ -330,6 +330,12 @@ impl Notifier {
         &self.inner.store
     }
 
+    /// The clock every timestamp comes from (for code that writes to the
+    /// store beside the notifier, such as the HTTP API's `read_at`).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
     /// Makes a dead delivery pending again and wakes the dispatcher.
     pub async fn requeue(&self, delivery_id: Uuid) -> Result<Requeued, StoreError> {
         let result = self

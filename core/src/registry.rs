@@ -1,6 +1,6 @@
 //! The channel plugin registry.
 //!
-//! A channel crate registers itself once, with [`register_channel!`]:
+//! A channel crate registers itself once, with [`register_channel!`](crate::register_channel):
 //!
 //! ```text
 //! clarion_core::register_channel! {
