@@ -162,14 +162,15 @@ fn page<T>(
         .rev()
         .filter(|id| page.after.is_none_or(|after| *id < after))
     {
+        // Only a further *matching* item makes a next page: with a filter,
+        // a full page followed by non-matching items is the last page.
+        let Some(item) = get(id) else { continue };
         if items.len() == page.limit {
             more = true;
             break;
         }
-        if let Some(item) = get(id) {
-            items.push(item);
-            last = Some(id);
-        }
+        items.push(item);
+        last = Some(id);
     }
     Page {
         items,

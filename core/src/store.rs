@@ -151,7 +151,8 @@ pub struct LeaseToken(pub Uuid);
 /// What to claim.
 #[derive(Debug, Clone)]
 pub struct ClaimRequest {
-    /// "Now": pending deliveries due by then and leases expired by then qualify.
+    /// "Now": pending deliveries due by then (`next_attempt_at <= now`) and
+    /// leases expired by then (`lease_until <= now`) qualify.
     pub now: DateTime<Utc>,
     /// How long the claim is exclusive.
     pub lease: Duration,
@@ -243,7 +244,8 @@ impl PageRequest {
 pub struct Page<T> {
     /// The items, newest first.
     pub items: Vec<T>,
-    /// The cursor of the next page; `None` on the last page.
+    /// The cursor of the next page; `None` on the last page, also when that
+    /// page is exactly full (a listing never ends with an empty page).
     pub next: Option<Uuid>,
 }
 
@@ -312,7 +314,9 @@ pub trait OutboxStore: Send + Sync {
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Claim>, StoreError>;
 
     /// Records an attempt's outcome under the claim's token
-    /// ([`StoreError::StaleLease`] if the token is not current).
+    /// ([`StoreError::StaleLease`] if the token is not current, the delivery
+    /// is not in flight, or it does not exist). An expired lease alone does
+    /// not make the token stale: only a new claim (or a recorded outcome) does.
     async fn complete(
         &self,
         delivery_id: Uuid,

@@ -513,6 +513,18 @@ impl Config {
         }
         self.delivery.validate()?;
         self.deadlines.validate()?;
+        // Purging a notification frees its dedup key; a deadline warning
+        // purged while its threshold still holds would be given again.
+        let largest = self.deadlines.thresholds.iter().max().copied().unwrap_or(0);
+        if self.store.retention < Duration::from_secs(u64::from(largest) * 86_400) {
+            return Err(ConfigError::invalid(
+                "store.retention",
+                format!(
+                    "must be at least the largest deadline threshold ({largest} days), or a \
+                     purged deadline warning could be given again"
+                ),
+            ));
+        }
         for (name, channel) in &self.channels {
             validate_channel_name(name)?;
             audit_kind(&format!("channels.{name}.kind"), &channel.kind)?;
