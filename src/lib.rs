@@ -9,6 +9,7 @@
 //! | feature | crate | re-exported as | provides |
 //! |---|---|---|---|
 //! | `log` (default) | `clarion-log` | `clarion::log_channel` | channel kind `log` |
+//! | `smtp` (default) | `clarion-smtp` | `clarion::smtp_channel` | channel kind `smtp` |
 //! | `webhook` (default) | `clarion-webhook` | `clarion::webhook_channel` | channel kind `webhook` |
 
 pub use clarion_core::*;
@@ -16,6 +17,10 @@ pub use clarion_core::*;
 /// The `log` channel (tracing).
 #[cfg(feature = "log")]
 pub use clarion_log as log_channel;
+
+/// The `smtp` channel (e-mail over SMTP, lettre).
+#[cfg(feature = "smtp")]
+pub use clarion_smtp as smtp_channel;
 
 /// The `webhook` channel (HTTP POST signed per Standard Webhooks, reqwest).
 #[cfg(feature = "webhook")]
