@@ -11,6 +11,7 @@
 //! | `log` (default) | `clarion-log` | `clarion::log_channel` | channel kind `log` |
 //! | `smtp` (default) | `clarion-smtp` | `clarion::smtp_channel` | channel kind `smtp` |
 //! | `webhook` (default) | `clarion-webhook` | `clarion::webhook_channel` | channel kind `webhook` |
+//! | `api` (default) | `clarion-api` | `clarion::api` | axum routers: inbox, dead letters |
 
 pub use clarion_core::*;
 
@@ -25,3 +26,7 @@ pub use clarion_smtp as smtp_channel;
 /// The `webhook` channel (HTTP POST signed per Standard Webhooks, reqwest).
 #[cfg(feature = "webhook")]
 pub use clarion_webhook as webhook_channel;
+
+/// The HTTP API: axum routers for the inbox and the dead-letter queue.
+#[cfg(feature = "api")]
+pub use clarion_api as api;
