@@ -79,6 +79,10 @@ async fn serve(app: Router) -> Server {
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
     });
+    // In the workspace build, cargo unifies reqwest's features with the webhook
+    // channel's `rustls-no-provider`, so a client needs the workspace's one
+    // provider (ring) installed, even for plain http.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     Server { base, client, task }
 }

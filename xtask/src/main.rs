@@ -72,7 +72,13 @@ fn test(extra: &[String]) -> Result<(), String> {
         ],
         &[],
     )?;
-    let mut args = vec!["test", "--workspace", "--all-targets", "--all-features"];
+    let mut args = vec![
+        "test",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--no-fail-fast",
+    ];
     args.extend(extra.iter().map(String::as_str));
     step("tests", &args, &[])?;
     step(
