@@ -17,6 +17,9 @@ use clarion::store::{DeliveryStatus, OutboxStore};
 use clarion::{Channel, Delivery, DeliveryError, Notifier, Receipt};
 use tokio::sync::Notify;
 
+mod smtp;
+mod webhook;
+
 #[derive(Debug)]
 struct Noop {
     calls: AtomicUsize,
@@ -57,6 +60,8 @@ fn main() {
         .build()
         .expect("a tokio runtime");
     runtime.block_on(memory(events));
+    runtime.block_on(webhook::run());
+    runtime.block_on(smtp::run());
 }
 
 async fn memory(events: usize) {

@@ -5,8 +5,10 @@
 //!   `retry_after`) and which records every delivery it was handed.
 //! - [`store_suite`]: the store conformance suite, generic over a store
 //!   factory; every store (memory, SQLite, PostgreSQL, MariaDB) runs it.
+//! - [`channel_suite`]: the channel conformance suite every channel passes.
 //! - [`events`]: sample events.
 
+pub mod channel_suite;
 pub mod events;
 pub mod recording;
 pub mod store_suite;

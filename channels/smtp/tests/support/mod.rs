@@ -7,15 +7,17 @@
 //!   with debconf preseeded if missing) for injected 4xx / 5xx / 421.
 //! - [`Pki`]: a CA and a server certificate made with rcgen.
 //! - [`silent_server`]: accepts TCP connections and never greets.
+//! - [`sink_dump_dir`], [`dumped_message_ids`]: what smtp-sink received,
+//!   from its `-D` dump file.
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::OnceLock;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use chrono::Utc;
 use clarion_core::channel::Delivery;
@@ -222,6 +224,8 @@ impl Received {
 pub struct Aio {
     child: Child,
     stdin: Option<ChildStdin>,
+    /// Where the server says `READY` and acknowledges scripted answers.
+    stdout: Mutex<BufReader<ChildStdout>>,
     pub port: u16,
     out: PathBuf,
     _dir: TempDir,
@@ -257,9 +261,8 @@ impl Aio {
             .expect("python3 must be installed to run the SMTP tests");
         let stdin = child.stdin.take();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
         let port = line
             .strip_prefix("READY ")
             .unwrap_or_else(|| panic!("smtp_server.py did not start: {line:?}"))
@@ -269,10 +272,32 @@ impl Aio {
         Aio {
             child,
             stdin,
+            stdout: Mutex::new(stdout),
             port,
             out,
             _dir: dir,
         }
+    }
+
+    /// Scripts the answer to the final `.` of the next message not yet
+    /// scripted: a reply such as `451 4.3.0 try later` (the message is
+    /// recorded as not accepted), or `hang` (recorded, never answered).
+    /// Returns once the server has it in effect. Needs a recording server.
+    pub fn script_next(&self, answer: &str) {
+        assert!(
+            !answer.contains(['\r', '\n']),
+            "one line per scripted answer: {answer:?}"
+        );
+        let mut stdin = self.stdin.as_ref().expect("the server's stdin is open");
+        writeln!(stdin, "{answer}").unwrap();
+        stdin.flush().unwrap();
+        let mut ack = String::new();
+        self.stdout
+            .lock()
+            .unwrap()
+            .read_line(&mut ack)
+            .expect("smtp_server.py acknowledges a scripted answer");
+        assert_eq!(ack.trim(), "OK", "smtp_server.py did not take {answer:?}");
     }
 
     /// Every message received so far, in order.
@@ -341,6 +366,19 @@ impl Sink {
         panic!("smtp-sink did not start:\n{failures}");
     }
 
+    /// Starts smtp-sink on `port`, e.g. the port of a sink the test just
+    /// dropped, so a client configured for that port reaches the new one.
+    pub fn start_on(flags: &[&str], port: u16) -> Sink {
+        let mut failures = String::new();
+        for _ in 0..5 {
+            match Self::try_start(flags, port) {
+                Ok(sink) => return sink,
+                Err(e) => failures.push_str(&e),
+            }
+        }
+        panic!("smtp-sink did not start on port {port}:\n{failures}");
+    }
+
     fn try_start(flags: &[&str], port: u16) -> Result<Sink, String> {
         let bin = ensure_smtp_sink();
         let mut cmd = Command::new(bin);
@@ -401,6 +439,29 @@ impl Drop for Sink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A directory smtp-sink can write its `-D` dump files into (it runs as
+/// `nobody` when the tests run as root).
+pub fn sink_dump_dir() -> TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new();
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+/// The `Message-ID` of every transaction in an smtp-sink `-D` dump file
+/// (smtp-sink dumps refused transactions too), in order.
+pub fn dumped_message_ids(dump: &Path) -> Vec<String> {
+    std::fs::read_to_string(dump)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("Message-ID")
+                .then(|| value.trim().to_owned())
+        })
+        .collect()
 }
 
 /// A TCP server that accepts connections and never says a word. Runs until

@@ -14,10 +14,18 @@ from the first byte), --auth USER:PASSWORD (require AUTH), --tempfail N
 the connection after each message's reply). Each record also has the message
 as Python's `email` package parses it: "content_type", "headers" ([name,
 value] pairs, decoded) and "parts" ([{"type", "content"}] of the leaves).
+
+Scripting (with --out): each line written to our stdin scripts the answer to
+the final `.` of one later message, in order; `OK` is printed once it is in
+effect. A line is either a reply (`451 4.3.0 try later`, recorded with
+"accepted": false) or `hang` (recorded, then never answered). Messages
+without a scripted line get --tempfail's or the normal answer. The server
+exits when stdin is closed.
 """
 
 import argparse
 import asyncio
+import collections
 import email
 import email.policy
 import json
@@ -35,6 +43,8 @@ class Handler:
         self.tempfail = tempfail
         self.reject = set(a.lower() for a in reject)
         self.close_after_each = close_after_each
+        # Scripted answers for the next messages (see the docstring).
+        self.scripted = collections.deque()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.reject:
@@ -45,8 +55,12 @@ class Handler:
     async def handle_DATA(self, server, session, envelope):
         if self.out is None:
             return "250 2.0.0 OK"
-        accepted = self.tempfail <= 0
-        self.tempfail -= 1
+        scripted = self.scripted.popleft() if self.scripted else None
+        if scripted is None:
+            accepted = self.tempfail <= 0
+            self.tempfail -= 1
+        else:
+            accepted = False
         auth = session.auth_data
         parsed = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
         parts = [
@@ -70,6 +84,10 @@ class Handler:
         with open(self.out, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()
+        if scripted == "hang":
+            await asyncio.Event().wait()
+        if scripted is not None:
+            return scripted
         if self.close_after_each:
             # Like a relay whose idle timeout closes the connection after the reply.
             asyncio.get_running_loop().call_soon(transport.close)
@@ -128,8 +146,19 @@ async def main():
     )
     port = server.sockets[0].getsockname()[1]
     print("READY %d" % port, flush=True)
-    # Exit when the test closes our stdin (or dies).
-    await loop.run_in_executor(None, sys.stdin.read)
+
+    async def script(line):
+        handler.scripted.append(line)
+
+    def control():
+        # Exit when the test closes our stdin (or dies).
+        for line in sys.stdin:
+            line = line.strip()
+            if line:
+                asyncio.run_coroutine_threadsafe(script(line), loop).result()
+                print("OK", flush=True)
+
+    await loop.run_in_executor(None, control)
     server.close()
 
 

@@ -114,15 +114,21 @@ impl axum::serve::Listener for Tls {
 impl Receiver {
     /// Starts a receiver that answers 200 unless scripted otherwise.
     pub async fn start() -> Receiver {
-        Self::start_with(None).await
+        Self::start_with(None, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Like [`Receiver::start`], listening on `addr` (e.g. a port that was
+    /// refusing connections a moment ago).
+    pub async fn start_on(addr: SocketAddr) -> Receiver {
+        Self::start_with(None, addr).await
     }
 
     /// Like [`Receiver::start`], speaking HTTPS with this server configuration.
     pub async fn start_tls(tls: Arc<rustls::ServerConfig>) -> Receiver {
-        Self::start_with(Some(tls)).await
+        Self::start_with(Some(tls), "127.0.0.1:0".parse().unwrap()).await
     }
 
-    async fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Receiver {
+    async fn start_with(tls: Option<Arc<rustls::ServerConfig>>, addr: SocketAddr) -> Receiver {
         let state = Arc::new(State::default());
         let shared = state.clone();
         let app = axum::Router::new().fallback(
@@ -131,7 +137,7 @@ impl Receiver {
                 async move { answer(state, method, uri, headers, body).await }
             },
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let listener = Counting {
             inner: listener,

@@ -1,0 +1,480 @@
+//! The webhook channel through the dispatcher: a `Notifier` with the memory
+//! store, a webhook channel built from configuration, and a real axum
+//! receiver on 127.0.0.1.
+//!
+//! Time is a `ManualClock`: tokio's paused clock cannot be used with real
+//! sockets (its auto-advance would fire I/O timeouts), and with the manual
+//! clock a retry scheduled at +2 s is not claimable until the test moves the
+//! clock there. The store is wrapped to count claim rounds, so "nothing is
+//! sent before the retry is due" is asserted after the dispatcher has
+//! demonstrably looked for due deliveries, not after a fixed sleep. Every
+//! wait is a bounded polling loop.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use clarion_core::clock::{Clock, ManualClock};
+use clarion_core::config::Config;
+use clarion_core::memory::MemoryStore;
+use clarion_core::notification::Notification;
+use clarion_core::store::{
+    Claim, ClaimRequest, DeliveryFilter, DeliveryRecord, DeliveryStatus, Enqueued, InboxStore,
+    LeaseToken, NewNotification, OutboxStore, Outcome, Page, PageRequest, Requeued, StatusCount,
+    StoreError,
+};
+use clarion_core::{Delivery, EmitOutcome, Notifier, RunningNotifier};
+use clarion_webhook::{DEFAULT_TOLERANCE, WebhookSecret, verify};
+use common::*;
+use uuid::Uuid;
+
+/// How long any wait for the dispatcher, the store or the receiver may take.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The memory store, counting claim rounds.
+#[derive(Default)]
+struct CountingStore {
+    inner: MemoryStore,
+    claims: AtomicUsize,
+}
+
+#[async_trait]
+impl OutboxStore for CountingStore {
+    async fn enqueue(&self, new: NewNotification) -> Result<Enqueued, StoreError> {
+        self.inner.enqueue(new).await
+    }
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<Claim>, StoreError> {
+        let claimed = self.inner.claim(request).await;
+        self.claims.fetch_add(1, Ordering::SeqCst);
+        claimed
+    }
+    async fn complete(
+        &self,
+        id: Uuid,
+        token: LeaseToken,
+        outcome: Outcome,
+    ) -> Result<(), StoreError> {
+        self.inner.complete(id, token, outcome).await
+    }
+    async fn requeue(&self, id: Uuid, now: DateTime<Utc>) -> Result<Requeued, StoreError> {
+        self.inner.requeue(id, now).await
+    }
+    async fn delivery(&self, id: Uuid) -> Result<Option<DeliveryRecord>, StoreError> {
+        self.inner.delivery(id).await
+    }
+    async fn deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        page: PageRequest,
+    ) -> Result<Page<DeliveryRecord>, StoreError> {
+        self.inner.deliveries(filter, page).await
+    }
+    async fn counts(&self) -> Result<Vec<StatusCount>, StoreError> {
+        self.inner.counts().await
+    }
+    async fn purge(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
+        self.inner.purge(before, limit).await
+    }
+}
+
+#[async_trait]
+impl InboxStore for CountingStore {
+    async fn notifications(
+        &self,
+        owner: &str,
+        page: PageRequest,
+    ) -> Result<Page<Notification>, StoreError> {
+        self.inner.notifications(owner, page).await
+    }
+    async fn notification(
+        &self,
+        owner: &str,
+        id: Uuid,
+    ) -> Result<Option<Notification>, StoreError> {
+        self.inner.notification(owner, id).await
+    }
+    async fn unread_count(&self, owner: &str) -> Result<u64, StoreError> {
+        self.inner.unread_count(owner).await
+    }
+    async fn mark_read(
+        &self,
+        owner: &str,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner.mark_read(owner, id, now).await
+    }
+    async fn mark_all_read(&self, owner: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.inner.mark_all_read(owner, now).await
+    }
+}
+
+/// A running notifier with one webhook channel, `siem`, and its controls.
+struct Harness {
+    notifier: Notifier,
+    running: Option<RunningNotifier>,
+    store: Arc<CountingStore>,
+    clock: ManualClock,
+}
+
+/// Settings shared by every test: a fast poll, deterministic backoff
+/// (10 s, 20 s, 40 s … without jitter) and the given `delivery.timeout`.
+fn config(url: &str, channel_extra: &str, delivery_timeout: &str) -> Config {
+    let toml = format!(
+        r#"
+[delivery]
+poll_interval = "10ms"
+timeout = "{delivery_timeout}"
+lease = "1m"
+
+[delivery.retry]
+initial_backoff = "10s"
+multiplier = 2.0
+jitter = 0.0
+max_attempts = 10
+
+[channels.siem]
+kind = "webhook"
+url = "{url}"
+secrets = ["{SECRET_A}"]
+{channel_extra}
+
+[[routes]]
+channels = ["siem"]
+"#
+    );
+    Config::from_toml_str(&toml).unwrap()
+}
+
+impl Harness {
+    fn start(config: Config) -> Harness {
+        let store = Arc::new(CountingStore::default());
+        let clock = ManualClock::default();
+        let notifier = Notifier::builder()
+            .config(config)
+            .shared_store(store.clone())
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let running = Some(notifier.start());
+        Harness {
+            notifier,
+            running,
+            store,
+            clock,
+        }
+    }
+
+    /// Emits a rotation failure; returns its delivery's id and idempotency key.
+    async fn emit(&self) -> (Uuid, String) {
+        let event = failure_event();
+        match self.notifier.emit(&event).await.unwrap() {
+            EmitOutcome::Enqueued { channels, .. } => assert_eq!(channels, ["siem"]),
+            other => panic!("{other:?}"),
+        }
+        let page = self
+            .store
+            .deliveries(&DeliveryFilter::default(), PageRequest::first(10))
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 1);
+        let id = page.items[0].id;
+        let key = Delivery {
+            id,
+            channel: "siem".into(),
+            attempt: 1,
+            notification: Notification::new(event, Utc::now()),
+        }
+        .idempotency_key();
+        (id, key)
+    }
+
+    async fn record(&self, id: Uuid) -> DeliveryRecord {
+        self.store
+            .delivery(id)
+            .await
+            .unwrap()
+            .expect("the delivery exists")
+    }
+
+    /// Waits (bounded) until the delivery satisfies `done`.
+    async fn wait_for(
+        &self,
+        id: Uuid,
+        what: &str,
+        done: impl Fn(&DeliveryRecord) -> bool,
+    ) -> DeliveryRecord {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let record = self.record(id).await;
+            if done(&record) {
+                return record;
+            }
+            assert!(Instant::now() < deadline, "never {what}: {record:#?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Waits until the delivery is final.
+    async fn wait_final(&self, id: Uuid) -> DeliveryRecord {
+        self.wait_for(id, "final", |r| r.status.is_final()).await
+    }
+
+    /// Waits until `attempts` attempts are recorded and the delivery waits
+    /// for a retry.
+    async fn wait_retry(&self, id: Uuid, attempts: u32) -> DeliveryRecord {
+        let record = self
+            .wait_for(id, &format!("pending after {attempts} attempts"), |r| {
+                r.attempts >= attempts && r.status != DeliveryStatus::InFlight
+            })
+            .await;
+        assert_eq!(record.status, DeliveryStatus::Pending, "{record:#?}");
+        assert_eq!(record.attempts, attempts, "{record:#?}");
+        record
+    }
+
+    /// Waits until the dispatcher has looked for due deliveries `rounds`
+    /// more times.
+    async fn wait_claim_rounds(&self, rounds: usize) {
+        let target = self.store.claims.load(Ordering::SeqCst) + rounds;
+        let deadline = Instant::now() + WAIT;
+        while self.store.claims.load(Ordering::SeqCst) < target {
+            assert!(Instant::now() < deadline, "the dispatcher stopped claiming");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Moves the manual clock to `at`.
+    fn advance_to(&self, at: DateTime<Utc>) {
+        let by = (at - self.clock.now()).to_std().expect("only forward");
+        self.clock.advance(by);
+    }
+
+    async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown(Duration::from_secs(2)).await;
+        }
+    }
+}
+
+/// Waits (bounded) until the receiver has seen `n` requests.
+async fn wait_requests(receiver: &Receiver, n: usize) -> Vec<Recorded> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let requests = receiver.requests();
+        if requests.len() >= n {
+            return requests;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the receiver saw {} requests, expected {n}",
+            requests.len()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Every request carries `key` as `webhook-id` and a valid signature.
+fn assert_same_key_and_signed(requests: &[Recorded], key: &str) {
+    let secret: WebhookSecret = SECRET_A.parse().unwrap();
+    for (i, request) in requests.iter().enumerate() {
+        assert_eq!(header(request, "webhook-id"), key, "attempt {}", i + 1);
+        verify(&secret, &request.headers, &request.body, DEFAULT_TOLERANCE)
+            .unwrap_or_else(|e| panic!("attempt {}: {e}", i + 1));
+    }
+}
+
+fn secs(s: i64) -> TimeDelta {
+    TimeDelta::seconds(s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_503s_then_200_is_sent_on_attempt_4() {
+    let receiver = Receiver::start().await;
+    receiver.script((0..3).map(|_| Reply::with_body(503, "busy")));
+    let h = Harness::start(config(&receiver.url("/hook"), "", "5s"));
+    let (id, key) = h.emit().await;
+
+    for (attempt, backoff) in [(1, 10), (2, 20), (3, 40)] {
+        let record = h.wait_retry(id, attempt).await;
+        assert_eq!(
+            record.last_error.as_deref(),
+            Some("HTTP 503 Service Unavailable: busy")
+        );
+        // Scheduled from the attempt's time (the manual clock's now), exactly.
+        let next = record.next_attempt_at.unwrap();
+        assert_eq!(next, record.updated_at + secs(backoff), "{record:#?}");
+        assert_eq!(record.updated_at, h.clock.now());
+        assert_eq!(receiver.requests().len(), attempt as usize);
+        h.advance_to(next);
+        wait_requests(&receiver, attempt as usize + 1).await;
+    }
+
+    let sent = h.wait_final(id).await;
+    assert_eq!(sent.status, DeliveryStatus::Sent, "{sent:#?}");
+    assert_eq!(sent.attempts, 4);
+    assert_eq!(sent.receipt.as_deref(), Some("HTTP 200 OK"));
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 4);
+    assert_same_key_and_signed(&requests, &key);
+    // The body is byte-for-byte the same on every attempt.
+    assert!(requests.iter().all(|r| r.body == requests[0].body));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_2_schedules_exactly_2s_later_and_not_before() {
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::with_header(429, "retry-after", "2")]);
+    let h = Harness::start(config(&receiver.url("/hook"), "", "5s"));
+    let t0 = h.clock.now();
+    let (id, key) = h.emit().await;
+
+    let record = h.wait_retry(id, 1).await;
+    assert_eq!(
+        record.last_error.as_deref(),
+        Some("HTTP 429 Too Many Requests")
+    );
+    // The hint replaces the 10 s backoff: exactly the attempt's time + 2 s.
+    let next = record.next_attempt_at.unwrap();
+    assert_eq!(
+        record.updated_at, t0,
+        "the attempt ran at the manual clock's time"
+    );
+    assert_eq!(next, t0 + secs(2));
+
+    // One microsecond short of due: the dispatcher looks, and sends nothing.
+    h.advance_to(next - TimeDelta::microseconds(1));
+    h.wait_claim_rounds(3).await;
+    assert_eq!(receiver.requests().len(), 1, "retried before Retry-After");
+    assert_eq!(h.record(id).await.status, DeliveryStatus::Pending);
+
+    // Due: the retry goes out and succeeds.
+    h.advance_to(next);
+    let sent = h.wait_final(id).await;
+    assert_eq!(sent.status, DeliveryStatus::Sent, "{sent:#?}");
+    assert_eq!(sent.attempts, 2);
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 2);
+    assert_same_key_and_signed(&requests, &key);
+    h.stop().await;
+}
+
+/// Emits against a receiver answering `reply` once; returns the final record
+/// after checking it is dead after one attempt, with one request seen.
+async fn dead_after_one_attempt(reply: Reply) -> DeliveryRecord {
+    let receiver = Receiver::start().await;
+    receiver.script([reply]);
+    let h = Harness::start(config(&receiver.url("/hook"), "", "5s"));
+    let (id, key) = h.emit().await;
+    let dead = h.wait_final(id).await;
+    assert_eq!(dead.status, DeliveryStatus::Dead, "{dead:#?}");
+    assert_eq!(dead.attempts, 1);
+    assert_eq!(dead.next_attempt_at, None);
+    // Dead is final: the dispatcher keeps polling and never tries again.
+    h.wait_claim_rounds(3).await;
+    assert_eq!(receiver.requests().len(), 1);
+    assert_same_key_and_signed(&receiver.requests(), &key);
+    assert_eq!(h.record(id).await.status, DeliveryStatus::Dead);
+    h.stop().await;
+    dead
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_request_is_dead_after_one_attempt() {
+    let dead = dead_after_one_attempt(Reply::with_body(400, "missing field `type`")).await;
+    assert_eq!(
+        dead.last_error.as_deref(),
+        Some("HTTP 400 Bad Request: missing field `type`")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_is_dead() {
+    let dead = dead_after_one_attempt(Reply::with_body(410, "hook deleted")).await;
+    let error = dead.last_error.unwrap();
+    assert!(
+        error.starts_with("endpoint gone: HTTP 410 Gone: hook deleted"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_is_dead_by_default() {
+    let dead = dead_after_one_attempt(Reply::with_header(307, "location", "/moved")).await;
+    let error = dead.last_error.unwrap();
+    assert!(error.starts_with("HTTP 307 Temporary Redirect"), "{error}");
+    assert!(error.contains("allow_redirects = true"), "{error}");
+}
+
+/// A receiver that never answers the first attempt; `channel_extra` and
+/// `delivery_timeout` pick whose timeout fires. Returns the first error.
+async fn hang_then_answer(channel_extra: &str, delivery_timeout: &str) -> String {
+    let receiver = Receiver::start().await;
+    receiver.script([Reply::Hang]);
+    let h = Harness::start(config(
+        &receiver.url("/hook"),
+        channel_extra,
+        delivery_timeout,
+    ));
+    let (id, key) = h.emit().await;
+
+    let record = h.wait_retry(id, 1).await;
+    let error = record.last_error.clone().unwrap();
+    assert_eq!(record.next_attempt_at, Some(record.updated_at + secs(10)));
+    assert_eq!(receiver.requests().len(), 1);
+
+    h.advance_to(record.next_attempt_at.unwrap());
+    let sent = h.wait_final(id).await;
+    assert_eq!(sent.status, DeliveryStatus::Sent, "{sent:#?}");
+    assert_eq!(sent.attempts, 2);
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 2);
+    assert_same_key_and_signed(&requests, &key);
+    h.stop().await;
+    error
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_never_answers_times_out_and_is_retried() {
+    // The channel's own timeout (1 s) is shorter than the dispatcher's (5 s).
+    let error = hang_then_answer("timeout = \"1s\"", "5s").await;
+    assert!(error.starts_with("timed out after 1s"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dispatchers_timeout_cuts_a_slower_channel_and_retries() {
+    // The channel would wait 10 s; the dispatcher's delivery.timeout is 1 s.
+    let error = hang_then_answer("timeout = \"10s\"", "1s").await;
+    assert_eq!(error, "timed out after 1s (delivery.timeout)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_refused_is_retried() {
+    let closed = closed_port().await;
+    let h = Harness::start(config(&format!("http://{closed}/hook"), "", "5s"));
+    let (id, key) = h.emit().await;
+
+    let record = h.wait_retry(id, 1).await;
+    let error = record.last_error.clone().unwrap();
+    assert!(
+        error.starts_with(&format!("cannot connect to http://{closed}")),
+        "{error}"
+    );
+    assert_eq!(record.next_attempt_at, Some(record.updated_at + secs(10)));
+
+    // The receiver comes up on that port; the retry reaches it.
+    let receiver = Receiver::start_on(closed).await;
+    h.advance_to(record.next_attempt_at.unwrap());
+    let sent = h.wait_final(id).await;
+    assert_eq!(sent.status, DeliveryStatus::Sent, "{sent:#?}");
+    assert_eq!(sent.attempts, 2);
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1);
+    assert_same_key_and_signed(&requests, &key);
+    h.stop().await;
+}
