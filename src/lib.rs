@@ -12,6 +12,7 @@
 //! | `smtp` (default) | `clarion-smtp` | `clarion::smtp_channel` | channel kind `smtp` |
 //! | `webhook` (default) | `clarion-webhook` | `clarion::webhook_channel` | channel kind `webhook` |
 //! | `api` (default) | `clarion-api` | `clarion::api` | axum routers: inbox, dead letters |
+//! | `sqlite` (default), `postgres`, `mysql` | `clarion-sql` | `clarion::sql` | SQL stores |
 
 pub use clarion_core::*;
 
@@ -30,3 +31,7 @@ pub use clarion_webhook as webhook_channel;
 /// The HTTP API: axum routers for the inbox and the dead-letter queue.
 #[cfg(feature = "api")]
 pub use clarion_api as api;
+
+/// The SQL stores (SQLite, PostgreSQL, MySQL/MariaDB): `sql::open(url, &config.store)`.
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+pub use clarion_sql as sql;

@@ -882,6 +882,13 @@ async fn memory_store() -> Arc<dyn NotificationsStore> {
     Arc::new(MemoryStore::new())
 }
 
+async fn sqlite_store() -> Arc<dyn NotificationsStore> {
+    let store = clarion_sql::SqliteStore::open("sqlite::memory:", &Default::default())
+        .await
+        .expect("an in-memory SQLite store");
+    Arc::new(store)
+}
+
 macro_rules! store_suite {
     ($($store:ident => $factory:path;)*) => {$(
         mod $store {
@@ -926,6 +933,7 @@ macro_rules! store_suite {
 // One line per store (the SQL stores join here as they land).
 store_suite! {
     memory => memory_store;
+    sqlite => sqlite_store;
 }
 
 // ---------------------------------------------------------------- store-independent

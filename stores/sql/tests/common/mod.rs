@@ -1,0 +1,285 @@
+//! Test databases: each call makes a fresh, isolated one (a SQLite file, a
+//! PostgreSQL schema, a MariaDB database) that is removed when the store is
+//! dropped. PostgreSQL and MariaDB must be running: an unreachable server
+//! fails the test with a message saying how to start it — never a skip.
+
+#![allow(dead_code, missing_docs)]
+
+pub mod chaos;
+pub mod outbox;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use clarion_core::notification::Notification;
+use clarion_core::store::*;
+use uuid::Uuid;
+
+/// Where the PostgreSQL server is (override with `CLARION_TEST_POSTGRES`).
+pub fn postgres_url() -> String {
+    std::env::var("CLARION_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Where the MariaDB server is (override with `CLARION_TEST_MYSQL`).
+pub fn mysql_url() -> String {
+    std::env::var("CLARION_TEST_MYSQL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+const PG_HINT: &str = "start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` \
+     (trust auth, user postgres, database test), or point CLARION_TEST_POSTGRES at one";
+const MYSQL_HINT: &str = "start it with `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd` \
+     (root, empty password, database test), or point CLARION_TEST_MYSQL at one";
+
+fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        &Uuid::now_v7().simple().to_string()[24..]
+    )
+}
+
+/// A store plus what removes its database when it is dropped.
+pub struct Isolated<S> {
+    pub store: S,
+    /// The URL that opens the same database (for child processes).
+    pub url: String,
+    cleanup: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl<S> Drop for Isolated<S> {
+    fn drop(&mut self) {
+        if let Some(cleanup) = self.cleanup.take() {
+            cleanup();
+        }
+    }
+}
+
+impl<S> std::ops::Deref for Isolated<S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        &self.store
+    }
+}
+
+/// Runs `f` on a fresh thread with its own runtime (usable from `Drop`).
+fn blocking<F: std::future::Future<Output = ()> + Send + 'static>(f: F) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    })
+    .join();
+}
+
+// ------------------------------------------------------------------ SQLite
+
+pub fn sqlite_path() -> PathBuf {
+    std::env::temp_dir().join(format!("{}.db", unique("clarion_test")))
+}
+
+pub async fn sqlite() -> Isolated<clarion_sql::SqliteStore> {
+    let path = sqlite_path();
+    let url = format!("sqlite://{}", path.display());
+    let store = clarion_sql::SqliteStore::open(&url, &Default::default())
+        .await
+        .expect("open a SQLite store");
+    Isolated {
+        store,
+        url,
+        cleanup: Some(Box::new(move || {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+        })),
+    }
+}
+
+// ------------------------------------------------------------------ PostgreSQL
+
+/// An admin connection to the test database, or a failure that says how to
+/// start the server.
+pub async fn postgres_admin() -> sqlx::PgConnection {
+    use sqlx::Connection;
+    let url = postgres_url();
+    sqlx::PgConnection::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {url} is unreachable ({e}): {PG_HINT}"))
+}
+
+/// A fresh schema; the URL-level options that select it.
+pub async fn postgres_schema() -> (String, sqlx::postgres::PgConnectOptions) {
+    use sqlx::Executor;
+    let schema = unique("clarion_t");
+    let mut admin = postgres_admin().await;
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .await
+        .expect("create a test schema");
+    let options = sqlx::postgres::PgConnectOptions::from_str(&postgres_url())
+        .expect("PostgreSQL URL")
+        .options([("search_path", schema.as_str())]);
+    (schema, options)
+}
+
+pub fn drop_postgres_schema(schema: String) {
+    blocking(async move {
+        use sqlx::Executor;
+        let mut admin = postgres_admin().await;
+        let _ = admin
+            .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .await;
+    });
+}
+
+/// A URL that selects `schema` (for child processes).
+pub fn postgres_url_for(schema: &str) -> String {
+    let base = postgres_url();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options%5Bsearch_path%5D={schema}")
+}
+
+pub async fn postgres() -> Isolated<clarion_sql::PostgresStore> {
+    let (schema, options) = postgres_schema().await;
+    let store = clarion_sql::PostgresStore::connect_with(options, true)
+        .await
+        .expect("open a PostgreSQL store");
+    Isolated {
+        store,
+        url: postgres_url_for(&schema),
+        cleanup: Some(Box::new(move || drop_postgres_schema(schema))),
+    }
+}
+
+// ------------------------------------------------------------------ MariaDB
+
+pub async fn mysql_admin() -> sqlx::MySqlConnection {
+    use sqlx::Connection;
+    let url = mysql_url();
+    sqlx::MySqlConnection::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("MariaDB at {url} is unreachable ({e}): {MYSQL_HINT}"))
+}
+
+/// A fresh database; the options that select it.
+pub async fn mysql_database() -> (String, sqlx::mysql::MySqlConnectOptions) {
+    use sqlx::Executor;
+    let database = unique("clarion_t");
+    let mut admin = mysql_admin().await;
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .await
+        .expect("create a test database");
+    let options = sqlx::mysql::MySqlConnectOptions::from_str(&mysql_url())
+        .expect("MySQL URL")
+        .database(&database);
+    (database, options)
+}
+
+pub fn drop_mysql_database(database: String) {
+    blocking(async move {
+        use sqlx::Executor;
+        let mut admin = mysql_admin().await;
+        let _ = admin
+            .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {database}")))
+            .await;
+    });
+}
+
+/// A URL that selects `database` (for child processes).
+pub fn mysql_url_for(database: &str) -> String {
+    let base = mysql_url();
+    let (server, _) = base.rsplit_once('/').expect("a MySQL URL with a database");
+    format!("{server}/{database}")
+}
+
+pub async fn mysql() -> Isolated<clarion_sql::MySqlStore> {
+    let (database, options) = mysql_database().await;
+    let store = clarion_sql::MySqlStore::connect_with(options, true)
+        .await
+        .expect("open a MariaDB store");
+    Isolated {
+        store,
+        url: mysql_url_for(&database),
+        cleanup: Some(Box::new(move || drop_mysql_database(database))),
+    }
+}
+
+// ------------------------------------------------------------------ forwarding
+
+#[async_trait]
+impl<S: NotificationsStore> OutboxStore for Isolated<S> {
+    async fn enqueue(&self, new: NewNotification) -> Result<Enqueued, StoreError> {
+        self.store.enqueue(new).await
+    }
+    async fn claim(&self, request: ClaimRequest) -> Result<Vec<Claim>, StoreError> {
+        self.store.claim(request).await
+    }
+    async fn complete(
+        &self,
+        id: Uuid,
+        token: LeaseToken,
+        outcome: Outcome,
+    ) -> Result<(), StoreError> {
+        self.store.complete(id, token, outcome).await
+    }
+    async fn requeue(&self, id: Uuid, now: DateTime<Utc>) -> Result<Requeued, StoreError> {
+        self.store.requeue(id, now).await
+    }
+    async fn delivery(&self, id: Uuid) -> Result<Option<DeliveryRecord>, StoreError> {
+        self.store.delivery(id).await
+    }
+    async fn deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        page: PageRequest,
+    ) -> Result<Page<DeliveryRecord>, StoreError> {
+        self.store.deliveries(filter, page).await
+    }
+    async fn counts(&self) -> Result<Vec<StatusCount>, StoreError> {
+        self.store.counts().await
+    }
+    async fn purge(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
+        self.store.purge(before, limit).await
+    }
+}
+
+#[async_trait]
+impl<S: NotificationsStore> InboxStore for Isolated<S> {
+    async fn notifications(
+        &self,
+        owner: &str,
+        page: PageRequest,
+    ) -> Result<Page<Notification>, StoreError> {
+        self.store.notifications(owner, page).await
+    }
+    async fn notification(
+        &self,
+        owner: &str,
+        id: Uuid,
+    ) -> Result<Option<Notification>, StoreError> {
+        self.store.notification(owner, id).await
+    }
+    async fn unread_count(&self, owner: &str) -> Result<u64, StoreError> {
+        self.store.unread_count(owner).await
+    }
+    async fn mark_read(
+        &self,
+        owner: &str,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.store.mark_read(owner, id, now).await
+    }
+    async fn mark_all_read(&self, owner: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.store.mark_all_read(owner, now).await
+    }
+}

@@ -1,0 +1,92 @@
+//! The store conformance suite, the transactional outbox and the
+//! reliability tests against sqlite.
+#![cfg(feature = "sqlite")]
+
+mod common;
+
+mod conformance {
+    clarion_testkit::store_conformance_tests!(crate::common::sqlite());
+}
+
+/// Not a test: the entry point of the child worker processes.
+#[test]
+fn chaos_child_entry() {
+    if std::env::var(common::chaos::ROLE).is_err() {
+        return;
+    }
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(common::chaos::child_main());
+}
+
+#[tokio::test]
+async fn outbox_commits_with_the_transaction() {
+    common::outbox::outbox_commits_with_the_transaction(&common::sqlite().await.store).await;
+}
+
+#[tokio::test]
+async fn outbox_rolls_back_with_the_transaction() {
+    common::outbox::outbox_rolls_back_with_the_transaction(&common::sqlite().await.store).await;
+}
+
+#[tokio::test]
+async fn outbox_duplicate_keeps_the_transaction_usable() {
+    common::outbox::outbox_duplicate_keeps_the_transaction_usable(&common::sqlite().await.store)
+        .await;
+}
+
+#[tokio::test]
+async fn oversized_and_nul_input_is_invalid() {
+    common::outbox::oversized_and_nul_input_is_invalid(&common::sqlite().await.store).await;
+}
+
+#[tokio::test]
+async fn purge_in_bounded_batches() {
+    common::outbox::purge_in_bounded_batches(&common::sqlite().await.store).await;
+}
+
+#[tokio::test]
+async fn crash_with_sigkill_mid_run_loses_nothing() {
+    let db = common::sqlite().await;
+    common::chaos::crash_and_restart(&db.url, 5_000).await;
+}
+
+#[tokio::test]
+async fn open_selects_the_store_by_url_and_creates_the_file() {
+    let path = common::sqlite_path();
+    let url = format!("sqlite://{}", path.display());
+    let store = clarion_sql::open(&url, &Default::default()).await.unwrap();
+    assert!(path.exists(), "the database file is created");
+    assert_eq!(store.counts().await.unwrap(), vec![]);
+    drop(store);
+    let err = clarion_sql::open("redis://localhost", &Default::default())
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .contains("unsupported store URL scheme \"redis\""),
+        "{err}"
+    );
+    // Without migrations nothing is created: the first query names the problem.
+    let path2 = common::sqlite_path();
+    let config: clarion_core::config::StoreConfig = toml::from_str("migrate = false").unwrap();
+    let bare = clarion_sql::open(&format!("sqlite://{}", path2.display()), &config)
+        .await
+        .unwrap();
+    let err = bare.counts().await.unwrap_err();
+    assert!(err.to_string().contains("no such table"), "{err}");
+    for p in [path, path2] {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+        }
+    }
+}
+
+#[tokio::test]
+async fn sqlite_memory_url_works() {
+    let store = clarion_sql::open("sqlite::memory:", &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(store.unread_count("alice").await.unwrap(), 0);
+}
