@@ -1,6 +1,7 @@
-//! The demo behind `cargo xtask demo`: loads `examples/demo.toml`, emits
-//! sample key-lifecycle events through a running `Notifier` (route → store →
-//! dispatcher → log channels), then prints the inbox and delivery counts.
+//! The demo behind `cargo xtask demo`: loads `examples/demo.toml`, opens the
+//! embedded SQLite store, emits sample key-lifecycle events through a running
+//! `Notifier` (route → store → dispatcher → log channels), then prints the
+//! inbox and delivery counts.
 
 use std::time::Duration;
 
@@ -13,8 +14,15 @@ use clarion::{Config, EmitOutcome, Notifier};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_target(true).init();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo.toml");
+    let config = Config::from_file(path)?;
+    // A fresh database each run, so the demo's dedup keys start unused.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("target/clarion-demo.db{suffix}"));
+    }
+    let store = clarion::open_store(&config.store).await?;
     let notifier = Notifier::builder()
-        .config(Config::from_file(path)?)
+        .config(config)
+        .shared_store(store)
         .build()?;
     let running = notifier.start();
     println!("loaded {path}");

@@ -35,3 +35,27 @@ pub use clarion_api as api;
 /// The SQL stores (SQLite, PostgreSQL, MySQL/MariaDB): `sql::open(url, &config.store)`.
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub use clarion_sql as sql;
+
+/// Opens the store `config.url` names: `memory://` (in process), or a SQL
+/// store (`sqlite://…`, `postgres://…`, `mysql://…`) when its feature is on.
+/// Errors name `store.url` and never print it (it may hold a password).
+pub async fn open_store(
+    config: &config::StoreConfig,
+) -> Result<std::sync::Arc<dyn store::NotificationsStore>, ConfigError> {
+    use secrecy::ExposeSecret;
+    let url = config.url.expose_secret();
+    if url.starts_with("memory:") {
+        return Ok(std::sync::Arc::new(memory::MemoryStore::new()));
+    }
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    {
+        Ok(clarion_sql::open(url, config).await?)
+    }
+    #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+    {
+        Err(ConfigError::invalid(
+            "store.url",
+            "no SQL store is built in: enable the `sqlite`, `postgres` or `mysql` feature of `clarion`",
+        ))
+    }
+}
