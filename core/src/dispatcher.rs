@@ -6,7 +6,8 @@
 //! loop. Each task waits for a slot on its channel, runs `deliver` under
 //! `delivery.timeout`, turns the result into an [`Outcome`] with the retry
 //! policy, and records it under the claim's lease token. A worker that dies
-//! simply stops renewing nothing: its leases expire and another claims them.
+//! records nothing: its leases expire and another worker claims the
+//! deliveries again.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
