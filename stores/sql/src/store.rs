@@ -698,6 +698,10 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(backend_error::<B>)?;
         if ids.is_empty() {
+            // End the transaction now: a dropped sqlx transaction only queues
+            // its rollback for the connection's next use, and until then the
+            // server keeps its locks (a `DROP SCHEMA` or a migration would wait).
+            tx.rollback().await.map_err(backend_error::<B>)?;
             return Ok(0);
         }
         let list = placeholders(ids.len());
