@@ -6,9 +6,11 @@
 //! - [`store_suite`]: the store conformance suite, generic over a store
 //!   factory; every store (memory, SQLite, PostgreSQL, MariaDB) runs it.
 //! - [`channel_suite`]: the channel conformance suite every channel passes.
+//! - [`counting::CountingStore`]: a store wrapper counting claim rounds.
 //! - [`events`]: sample events.
 
 pub mod channel_suite;
+pub mod counting;
 pub mod events;
 pub mod recording;
 pub mod store_suite;

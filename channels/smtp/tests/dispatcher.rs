@@ -11,22 +11,19 @@
 //! polling loop.
 
 mod support;
+use clarion_testkit::counting::CountingStore;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use clarion_core::clock::{Clock, ManualClock};
 use clarion_core::config::Config;
 use clarion_core::memory::MemoryStore;
 use clarion_core::notification::Notification;
 use clarion_core::store::{
-    Claim, ClaimRequest, DeliveryFilter, DeliveryRecord, DeliveryStatus, Enqueued, InboxStore,
-    LeaseToken, NewNotification, OutboxStore, Outcome, Page, PageRequest, Requeued, StatusCount,
-    StoreError,
+    DeliveryFilter, DeliveryRecord, DeliveryStatus, OutboxStore, PageRequest,
 };
 use clarion_core::{Delivery, EmitOutcome, Notifier, RunningNotifier};
 use support::*;
@@ -39,84 +36,6 @@ const WAIT: Duration = Duration::from_secs(15);
 
 const PASSWORD: &str = "correct-horse-battery";
 const WRONG: &str = "wrong-horse-staple";
-
-/// The memory store, counting claim rounds.
-#[derive(Default)]
-struct CountingStore {
-    inner: MemoryStore,
-    claims: AtomicUsize,
-}
-
-#[async_trait]
-impl OutboxStore for CountingStore {
-    async fn enqueue(&self, new: NewNotification) -> Result<Enqueued, StoreError> {
-        self.inner.enqueue(new).await
-    }
-    async fn claim(&self, request: ClaimRequest) -> Result<Vec<Claim>, StoreError> {
-        let claimed = self.inner.claim(request).await;
-        self.claims.fetch_add(1, Ordering::SeqCst);
-        claimed
-    }
-    async fn complete(
-        &self,
-        id: Uuid,
-        token: LeaseToken,
-        outcome: Outcome,
-    ) -> Result<(), StoreError> {
-        self.inner.complete(id, token, outcome).await
-    }
-    async fn requeue(&self, id: Uuid, now: DateTime<Utc>) -> Result<Requeued, StoreError> {
-        self.inner.requeue(id, now).await
-    }
-    async fn delivery(&self, id: Uuid) -> Result<Option<DeliveryRecord>, StoreError> {
-        self.inner.delivery(id).await
-    }
-    async fn deliveries(
-        &self,
-        filter: &DeliveryFilter,
-        page: PageRequest,
-    ) -> Result<Page<DeliveryRecord>, StoreError> {
-        self.inner.deliveries(filter, page).await
-    }
-    async fn counts(&self) -> Result<Vec<StatusCount>, StoreError> {
-        self.inner.counts().await
-    }
-    async fn purge(&self, before: DateTime<Utc>, limit: usize) -> Result<u64, StoreError> {
-        self.inner.purge(before, limit).await
-    }
-}
-
-#[async_trait]
-impl InboxStore for CountingStore {
-    async fn notifications(
-        &self,
-        owner: &str,
-        page: PageRequest,
-    ) -> Result<Page<Notification>, StoreError> {
-        self.inner.notifications(owner, page).await
-    }
-    async fn notification(
-        &self,
-        owner: &str,
-        id: Uuid,
-    ) -> Result<Option<Notification>, StoreError> {
-        self.inner.notification(owner, id).await
-    }
-    async fn unread_count(&self, owner: &str) -> Result<u64, StoreError> {
-        self.inner.unread_count(owner).await
-    }
-    async fn mark_read(
-        &self,
-        owner: &str,
-        id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        self.inner.mark_read(owner, id, now).await
-    }
-    async fn mark_all_read(&self, owner: &str, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.inner.mark_all_read(owner, now).await
-    }
-}
 
 /// The whole configuration file: a fast poll, deterministic backoff (10 s,
 /// 20 s, 40 s … without jitter), `delivery.timeout`, and one SMTP channel,
@@ -168,13 +87,13 @@ timeout = "{timeout}"
 struct Harness {
     notifier: Notifier,
     running: Option<RunningNotifier>,
-    store: Arc<CountingStore>,
+    store: Arc<CountingStore<MemoryStore>>,
     clock: ManualClock,
 }
 
 impl Harness {
     fn start(config: Config) -> Harness {
-        let store = Arc::new(CountingStore::default());
+        let store = Arc::new(CountingStore::new(MemoryStore::new()));
         let clock = ManualClock::default();
         let notifier = Notifier::builder()
             .config(config)
@@ -263,9 +182,9 @@ impl Harness {
     /// Waits until the dispatcher has looked for due deliveries `rounds`
     /// more times.
     async fn wait_claim_rounds(&self, rounds: usize) {
-        let target = self.store.claims.load(Ordering::SeqCst) + rounds;
+        let target = self.store.claims() + rounds;
         let deadline = Instant::now() + WAIT;
-        while self.store.claims.load(Ordering::SeqCst) < target {
+        while self.store.claims() < target {
             assert!(Instant::now() < deadline, "the dispatcher stopped claiming");
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
