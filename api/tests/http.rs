@@ -1,8 +1,9 @@
 //! The API over real HTTP: a server bound on 127.0.0.1:0, a reqwest client.
 //!
 //! Every test body is generic over the store; `store_suite!` at the bottom
-//! runs them all per store, so another store is one line there (and a
-//! factory function).
+//! runs them all per store — memory, SQLite, PostgreSQL and MariaDB (a fresh
+//! schema or database per test, dropped afterwards) — so another store is
+//! one line there and a factory function.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -878,15 +879,122 @@ async fn missing_owner_is_401(store: Arc<dyn NotificationsStore>) {
 
 // ---------------------------------------------------------------- per store
 
-async fn memory_store() -> Arc<dyn NotificationsStore> {
-    Arc::new(MemoryStore::new())
+/// A store for one test, and what removes its database afterwards.
+struct TestStore {
+    store: Arc<dyn NotificationsStore>,
+    cleanup: Option<Box<dyn FnOnce() + Send>>,
 }
 
-async fn sqlite_store() -> Arc<dyn NotificationsStore> {
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        if let Some(cleanup) = self.cleanup.take() {
+            // Drop runs inside the test's runtime, which cannot block on
+            // async work: clean up on a thread with its own runtime.
+            let _ = std::thread::spawn(cleanup).join();
+        }
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// A name no other test or run uses.
+fn unique_name() -> String {
+    format!("clarion_api_{}", Uuid::now_v7().simple())
+}
+
+async fn memory_store() -> TestStore {
+    TestStore {
+        store: Arc::new(MemoryStore::new()),
+        cleanup: None,
+    }
+}
+
+async fn sqlite_store() -> TestStore {
     let store = clarion_sql::SqliteStore::open("sqlite::memory:", &Default::default())
         .await
         .expect("an in-memory SQLite store");
-    Arc::new(store)
+    TestStore {
+        store: Arc::new(store),
+        cleanup: None,
+    }
+}
+
+/// A fresh schema in the PostgreSQL on 127.0.0.1 (`CLARION_TEST_POSTGRES`
+/// overrides the URL); an unreachable server fails the test, never skips it.
+async fn postgres_store() -> TestStore {
+    use clarion_sql::sqlx::{self, Connection, Executor};
+    let url = std::env::var("CLARION_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let admin = |url: String| async move {
+        sqlx::PgConnection::connect(&url).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL at {url} is unreachable ({e}); start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`")
+        })
+    };
+    let schema = unique_name();
+    let sql = format!("CREATE SCHEMA {schema}");
+    admin(url.clone())
+        .await
+        .execute(sqlx::AssertSqlSafe(sql))
+        .await
+        .unwrap();
+    let options = url
+        .parse::<sqlx::postgres::PgConnectOptions>()
+        .unwrap()
+        .options([("search_path", schema.as_str())]);
+    let store = clarion_sql::PostgresStore::connect_with(options, true)
+        .await
+        .expect("a PostgreSQL store");
+    TestStore {
+        store: Arc::new(store),
+        cleanup: Some(Box::new(move || {
+            block_on(async move {
+                let sql = format!("DROP SCHEMA {schema} CASCADE");
+                let _ = admin(url).await.execute(sqlx::AssertSqlSafe(sql)).await;
+            })
+        })),
+    }
+}
+
+/// A fresh database in the MariaDB on 127.0.0.1 (`CLARION_TEST_MYSQL`
+/// overrides the URL); an unreachable server fails the test, never skips it.
+async fn mysql_store() -> TestStore {
+    use clarion_sql::sqlx::{self, Connection, Executor};
+    let url = std::env::var("CLARION_TEST_MYSQL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
+    let admin = |url: String| async move {
+        sqlx::MySqlConnection::connect(&url).await.unwrap_or_else(|e| {
+            panic!("MariaDB at {url} is unreachable ({e}); start it with `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd`")
+        })
+    };
+    let database = unique_name();
+    let sql = format!("CREATE DATABASE {database}");
+    admin(url.clone())
+        .await
+        .execute(sqlx::AssertSqlSafe(sql))
+        .await
+        .unwrap();
+    let options = url
+        .parse::<sqlx::mysql::MySqlConnectOptions>()
+        .unwrap()
+        .database(&database);
+    let store = clarion_sql::MySqlStore::connect_with(options, true)
+        .await
+        .expect("a MariaDB store");
+    TestStore {
+        store: Arc::new(store),
+        cleanup: Some(Box::new(move || {
+            block_on(async move {
+                let sql = format!("DROP DATABASE {database}");
+                let _ = admin(url).await.execute(sqlx::AssertSqlSafe(sql)).await;
+            })
+        })),
+    }
 }
 
 macro_rules! store_suite {
@@ -896,51 +1004,61 @@ macro_rules! store_suite {
 
             #[tokio::test]
             async fn paging_through_500_notifications() {
-                super::paging_through_500_notifications($factory().await).await
+                let db = $factory().await;
+                super::paging_through_500_notifications(db.store.clone()).await
             }
             #[tokio::test]
             async fn owner_isolation() {
-                super::owner_isolation($factory().await).await
+                let db = $factory().await;
+                super::owner_isolation(db.store.clone()).await
             }
             #[tokio::test]
             async fn read_and_read_all() {
-                super::read_and_read_all($factory().await).await
+                let db = $factory().await;
+                super::read_and_read_all(db.store.clone()).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn requeue_of_a_dead_delivery_is_sent_by_the_dispatcher() {
-                super::requeue_of_a_dead_delivery_is_sent_by_the_dispatcher($factory().await).await
+                let db = $factory().await;
+                super::requeue_of_a_dead_delivery_is_sent_by_the_dispatcher(db.store.clone()).await
             }
             #[tokio::test]
             async fn requeue_conflicts_and_unknowns() {
-                super::requeue_conflicts_and_unknowns($factory().await).await
+                let db = $factory().await;
+                super::requeue_conflicts_and_unknowns(db.store.clone()).await
             }
             #[tokio::test]
             async fn deliveries_filters_paging_and_stats() {
-                super::deliveries_filters_paging_and_stats($factory().await).await
+                let db = $factory().await;
+                super::deliveries_filters_paging_and_stats(db.store.clone()).await
             }
             #[tokio::test]
             async fn bad_input_gets_a_clear_400() {
-                super::bad_input_gets_a_clear_400($factory().await).await
+                let db = $factory().await;
+                super::bad_input_gets_a_clear_400(db.store.clone()).await
             }
             #[tokio::test]
             async fn missing_owner_is_401() {
-                super::missing_owner_is_401($factory().await).await
+                let db = $factory().await;
+                super::missing_owner_is_401(db.store.clone()).await
             }
         }
     )*};
 }
 
-// One line per store (the SQL stores join here as they land).
+// One line per store.
 store_suite! {
     memory => memory_store;
     sqlite => sqlite_store;
+    postgres => postgres_store;
+    mysql => mysql_store;
 }
 
 // ---------------------------------------------------------------- store-independent
 
 #[tokio::test]
 async fn unknown_paths_and_wrong_methods_are_json() {
-    let server = serve(app(&Api::new(memory_store().await))).await;
+    let server = serve(app(&Api::new(Arc::new(MemoryStore::new())))).await;
     for path in [
         "/api/nope",
         "/api/notifications/a/b/c",
@@ -979,7 +1097,7 @@ async fn unknown_paths_and_wrong_methods_are_json() {
 
 #[tokio::test]
 async fn every_documented_operation_is_served() {
-    let server = serve(app(&Api::new(memory_store().await))).await;
+    let server = serve(app(&Api::new(Arc::new(MemoryStore::new())))).await;
     let doc: Value = server
         .request(Method::GET, "/openapi.json", None)
         .await
@@ -1017,7 +1135,7 @@ async fn every_documented_operation_is_served() {
 
 #[tokio::test]
 async fn a_closure_extractor_and_its_rejections() {
-    let store = memory_store().await;
+    let store: Arc<dyn NotificationsStore> = Arc::new(MemoryStore::new());
     notify(store.as_ref(), "alice", "k").await;
     let api = Api::new(store);
     let inbox = api.inbox(|parts: &Parts| {
