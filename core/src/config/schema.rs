@@ -50,5 +50,43 @@ pub fn json_schema() -> Value {
     let channels = &mut root["properties"]["channels"];
     channels["additionalProperties"] = json!({ "oneOf": per_kind });
     channels["propertyNames"] = json!({ "pattern": "^[a-z0-9_-]{1,64}$" });
+    humantime_defaults(&mut root);
     root
+}
+
+/// schemars serializes a `Duration` default as `{"secs", "nanos"}`, which no
+/// config file could contain; show it the way the file writes it (`"2m"`).
+/// Derived from the real defaults, so it cannot drift from them.
+fn humantime_defaults(schema: &mut Value) {
+    match schema {
+        Value::Object(object) => {
+            if let Some(default) = object.get_mut("default")
+                && let Some(text) = as_humantime(default)
+            {
+                *default = json!(text);
+            }
+            object.values_mut().for_each(humantime_defaults);
+        }
+        Value::Array(items) => items.iter_mut().for_each(humantime_defaults),
+        _ => {}
+    }
+}
+
+fn as_humantime(value: &Value) -> Option<String> {
+    let object = value.as_object()?;
+    if object.len() != 2 {
+        return None;
+    }
+    let secs = object.get("secs")?.as_u64()?;
+    let nanos = u32::try_from(object.get("nanos")?.as_u64()?).ok()?;
+    // The largest unit that divides evenly ("90d", not humantime's months).
+    if nanos == 0 && secs > 0 {
+        for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+            if secs % size == 0 {
+                return Some(format!("{}{unit}", secs / size));
+            }
+        }
+    }
+    let duration = std::time::Duration::new(secs, nanos);
+    Some(humantime::format_duration(duration).to_string())
 }

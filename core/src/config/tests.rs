@@ -930,6 +930,32 @@ fn the_json_schema_is_valid_draft_2020_12() {
 }
 
 #[test]
+fn the_json_schema_shows_duration_defaults_as_the_file_writes_them() {
+    let schema = json_schema();
+    let delivery = &schema["properties"]["delivery"]["properties"];
+    assert_eq!(delivery["lease"]["default"], "2m");
+    assert_eq!(delivery["retry"]["properties"]["max_age"]["default"], "1d");
+    // Every duration default the schema shows parses back to the built-in one.
+    let retention = &schema["properties"]["store"]["properties"]["retention"]["default"];
+    let defaults = serde_json::json!({
+        "delivery": {
+            "lease": delivery["lease"]["default"],
+            "retry": { "max_age": delivery["retry"]["properties"]["max_age"]["default"] },
+        },
+        "store": { "retention": retention },
+    });
+    let config: Config = serde_json::from_value(defaults).unwrap();
+    let built_in = Config::default();
+    assert_eq!(config.delivery.lease, built_in.delivery.lease);
+    assert_eq!(
+        config.delivery.retry.max_age,
+        built_in.delivery.retry.max_age
+    );
+    assert_eq!(config.store.retention, built_in.store.retention);
+    assert!(!serde_json::to_string(&schema).unwrap().contains("\"secs\""));
+}
+
+#[test]
 fn the_json_schema_accepts_a_full_file() {
     let validator = jsonschema::validator_for(&json_schema()).unwrap();
     let instance = toml_to_json(FULL_EXAMPLE);
