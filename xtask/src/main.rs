@@ -7,6 +7,8 @@
 
 use std::process::{Command, ExitCode};
 
+mod reference;
+
 // Link the stock channels so their kinds appear in the schema.
 use clarion as _;
 
@@ -14,7 +16,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
-        Some("schema") => schema(),
+        Some("schema") => schema(&args[1..]),
         Some("demo") => demo(),
         Some("bench") => bench(&args[1..]),
         _ => {
@@ -22,7 +24,8 @@ fn main() -> ExitCode {
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
                  test     fmt + clippy + every test + rustdoc (what CI runs)\n  \
-                 schema   print the JSON Schema of the configuration file\n  \
+                 schema   print the JSON Schema of the configuration file\n           \
+                          (--markdown: as a reference; --readme: update README.md's)\n  \
                  demo     route sample events through examples/demo.toml\n  \
                  bench    print emit latency and delivery throughput (release build)"
             );
@@ -38,12 +41,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn schema() -> Result<(), String> {
+fn schema(args: &[String]) -> Result<(), String> {
     let schema = clarion::config::json_schema();
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&schema).map_err(|e| e.to_string())?
-    );
+    match args.first().map(String::as_str) {
+        None => println!(
+            "{}",
+            serde_json::to_string_pretty(&schema).map_err(|e| e.to_string())?
+        ),
+        Some("--markdown") => print!("{}", reference::markdown(&schema)),
+        Some("--readme") => {
+            let path = workspace_root().join("README.md");
+            let readme = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+            let updated = reference::splice(&readme, &reference::markdown(&schema))?;
+            std::fs::write(&path, updated).map_err(|e| e.to_string())?;
+            println!("updated the configuration reference in {}", path.display());
+        }
+        Some(other) => return Err(format!("schema: unknown option {other:?}")),
+    }
     Ok(())
 }
 
