@@ -22,7 +22,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs the demo; an error says what failed or what did not arrive.
 pub fn run() -> Result<(), String> {
-    println!("clarion demo: the fan-out example (examples/fanout) on {CONFIG_PATH}");
+    println!("clarion demo: the fan-out example (examples/fanout) on examples/fanout.toml");
     println!("checking for aiosmtpd, a real SMTP server from PyPI …");
     ensure_aiosmtpd().map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -39,6 +39,7 @@ async fn demo() -> Result<(), String> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .try_init();
 
     let password = random_password();

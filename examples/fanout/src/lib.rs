@@ -154,28 +154,32 @@ pub async fn run(
     // The first event once more: same dedup key, so nothing new.
     for (n, event) in events.iter().chain(events.first()).enumerate() {
         let again = if n == events.len() { " (again)" } else { "" };
-        writeln!(
-            out,
+        let heading = format!(
             "\n── emit {}{again}: {} {} ({}) for {}",
             event.kind,
             event.subject.object_type,
             event.subject.id,
             event.subject.name.as_deref().unwrap_or("unnamed"),
             event.owner.as_deref().unwrap_or("nobody"),
-        )?;
+        );
         let explanation = notifier.explain(event);
-        writeln!(out, "{}", explanation.to_string().trim_end())?;
         let outcome = notifier.emit(event).await?;
-        match &outcome {
+        // Written together after emit: the dispatcher's log lines for
+        // earlier events may come in between sections, not inside one.
+        let verdict = match &outcome {
             EmitOutcome::Enqueued { id, channels } => {
-                writeln!(out, "→ stored {id}, to deliver on {}", channels.join(", "))?
+                format!("stored {id}, to deliver on {}", channels.join(", "))
             }
-            EmitOutcome::Unrouted { id } => writeln!(out, "→ stored {id} for the inbox only")?,
-            EmitOutcome::Duplicate { existing_id } => writeln!(
-                out,
-                "→ duplicate of {existing_id}: nothing new stored or sent"
-            )?,
-        }
+            EmitOutcome::Unrouted { id } => format!("stored {id} for the inbox only"),
+            EmitOutcome::Duplicate { existing_id } => {
+                format!("duplicate of {existing_id}: nothing new stored or sent")
+            }
+        };
+        writeln!(
+            out,
+            "{heading}\n{}\n→ {verdict}",
+            explanation.to_string().trim_end()
+        )?;
         emitted.push(Emitted {
             event: event.clone(),
             explanation,

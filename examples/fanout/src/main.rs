@@ -21,6 +21,7 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let path = std::env::args_os()
         .nth(1)
@@ -28,7 +29,8 @@ async fn main() -> ExitCode {
         .unwrap_or_else(|| PathBuf::from(CONFIG_PATH));
     let result = async {
         let config = load_config(&path, |name| std::env::var(name).ok())?;
-        println!("clarion fan-out: {}", path.display());
+        let shown = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        println!("clarion fan-out: {}", shown.display());
         run(config, &mut std::io::stdout(), DRAIN_LIMIT).await
     }
     .await;

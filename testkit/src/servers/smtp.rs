@@ -53,7 +53,10 @@ pub fn ensure_aiosmtpd() -> Result<(), ServerError> {
         }
         eprintln!("aiosmtpd (a Python SMTP server) is not installed: python3 -m pip install aiosmtpd …");
         let first = match pip_install(&[]) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                eprintln!("aiosmtpd installed");
+                return Ok(());
+            }
             Err(e) => e,
         };
         // Debian-style Pythons refuse pip outside a virtualenv (PEP 668):
@@ -61,6 +64,7 @@ pub fn ensure_aiosmtpd() -> Result<(), ServerError> {
         if first.contains("externally-managed-environment") {
             eprintln!("this Python is externally managed: retrying with --user --break-system-packages …");
             if pip_install(&["--user", "--break-system-packages"]).is_ok() {
+                eprintln!("aiosmtpd installed (user site)");
                 return Ok(());
             }
         }
