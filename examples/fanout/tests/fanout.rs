@@ -8,7 +8,9 @@ use std::process::Command;
 use clarion::store::{DeliveryFilter, DeliveryRecord, DeliveryStatus, PageRequest};
 use clarion::webhook_channel::{DEFAULT_TOLERANCE, WebhookSecret, verify};
 use clarion_example_fanout::{CONFIG_PATH, load_config};
-use clarion_testkit::servers::{Aio, Receiver, TempDir, random_password, random_webhook_secret};
+use clarion_testkit::servers::{
+    Aio, Receiver, Reply, TempDir, random_password, random_webhook_secret,
+};
 
 struct Run {
     stdout: String,
@@ -67,8 +69,17 @@ fn keys(deliveries: &[DeliveryRecord]) -> BTreeSet<String> {
     deliveries.iter().map(|d| d.idempotency_key()).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_routed_event_arrives_once_on_each_of_its_channels() {
+/// The local peers and the environment that points the binary at them.
+struct Peers {
+    password: String,
+    secret: String,
+    smtp: Aio,
+    receiver: Receiver,
+    env: Vec<(&'static str, String)>,
+    _dir: TempDir,
+}
+
+async fn peers() -> Peers {
     let password = random_password();
     let secret = random_webhook_secret();
     let smtp = Aio::start(&["--auth", &format!("clarion:{password}")]);
@@ -85,6 +96,26 @@ async fn every_routed_event_arrives_once_on_each_of_its_channels() {
         ("FANOUT_WEBHOOK_URL", receiver.url("/hooks/siem")),
         ("FANOUT_WEBHOOK_SECRET", secret.clone()),
     ];
+    Peers {
+        password,
+        secret,
+        smtp,
+        receiver,
+        env,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_routed_event_arrives_once_on_each_of_its_channels() {
+    let Peers {
+        password,
+        secret,
+        smtp,
+        receiver,
+        env,
+        _dir,
+    } = peers().await;
     let run = run_binary(env).await;
 
     // The store: 3 events (the duplicate added nothing) → 6 deliveries, all sent.
@@ -199,4 +230,42 @@ async fn every_routed_event_arrives_once_on_each_of_its_channels() {
         assert!(!output.contains(&password));
         assert!(!output.contains(&secret));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_webhook_carries_the_same_idempotency_key() {
+    let peers = peers().await;
+    // The first webhook is refused once; the channel honours Retry-After.
+    peers
+        .receiver
+        .script([Reply::with_header(503, "retry-after", "1")]);
+    let run = run_binary(peers.env.clone()).await;
+
+    let hooks = peers.receiver.requests();
+    assert_eq!(hooks.len(), 4, "3 events + 1 retry");
+    let ids: Vec<_> = hooks
+        .iter()
+        .map(|h| h.headers["webhook-id"].to_str().unwrap().to_owned())
+        .collect();
+    let retried = &ids[0];
+    assert_eq!(ids.iter().filter(|id| *id == retried).count(), 2, "{ids:?}");
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>().len(),
+        3,
+        "one key per delivery: {ids:?}"
+    );
+    let signing: WebhookSecret = peers.secret.parse().unwrap();
+    for hook in &hooks {
+        verify(&signing, &hook.headers, &hook.body, DEFAULT_TOLERANCE).unwrap();
+    }
+    for d in run.deliveries.values().flatten() {
+        assert_eq!(d.status, DeliveryStatus::Sent, "{d:?}");
+        let expected = if d.idempotency_key() == *retried {
+            2
+        } else {
+            1
+        };
+        assert_eq!(d.attempts, expected, "{d:?}");
+    }
+    assert_eq!(peers.smtp.received().len(), 2);
 }
