@@ -110,8 +110,9 @@ fn default_timeout() -> Duration {
 enum PortSetting {
     /// `port = 2525`
     Number(u16),
-    /// `port = "2525"`, e.g. from `"${SMTP_PORT}"`
-    Digits(#[schemars(regex(pattern = r"^[0-9]{1,5}$"))] String),
+    /// `port = "2525"`, or `"${SMTP_PORT}"` giving the digits (the schema
+    /// sees the file before substitution, so any string passes here).
+    Digits(String),
 }
 
 /// `port` as a number or a string of digits (see [`SmtpConfig::port`]).
