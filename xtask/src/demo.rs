@@ -81,6 +81,9 @@ async fn demo() -> Result<(), String> {
     let hooks = receiver.requests();
     print_mails(&mails);
     print_hooks(&hooks, &secret);
+    summary
+        .print(&mut std::io::stdout())
+        .map_err(|e| format!("cannot print: {e}"))?;
     check(&summary, &kinds, &mails, &hooks, &secret)
 }
 

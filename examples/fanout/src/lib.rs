@@ -5,8 +5,8 @@
 //! [`run`] is the whole main job: open the store the configuration names,
 //! start a [`Notifier`], emit the [`sample_events`] (and one of them again, to
 //! show dedup), print why each went where ([`Notifier::explain`]), wait until
-//! the dispatcher has nothing left to do, shut down, and print the inbox and
-//! the delivery counts. The binary runs it against the endpoints in the
+//! the dispatcher has nothing left to do, shut down, and read back the inbox
+//! and the delivery counts ([`Summary::print`]). The binary runs it against the endpoints in the
 //! environment; `cargo xtask demo` runs it against local servers it starts.
 
 use std::collections::BTreeMap;
@@ -70,6 +70,26 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Writes the inbox's unread count per owner and the delivery counts by
+    /// status and channel.
+    pub fn print(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(out, "\n── inbox: unread notifications per owner")?;
+        for (owner, count) in &self.unread {
+            writeln!(out, "{owner:<20} {count}")?;
+        }
+        writeln!(out, "\n── deliveries by status and channel")?;
+        for count in &self.counts {
+            writeln!(
+                out,
+                "{:<8} {:<14} {}",
+                count.status.as_str(),
+                count.channel,
+                count.count
+            )?;
+        }
+        Ok(())
+    }
+
     /// Deliveries that did not end `sent` (empty after a good run).
     pub fn not_sent(&self) -> Vec<&DeliveryRecord> {
         self.deliveries
@@ -209,21 +229,7 @@ pub async fn run(
         let count = store.unread_count(&owner).await?;
         unread.insert(owner, count);
     }
-    writeln!(out, "\n── inbox: unread notifications per owner")?;
-    for (owner, count) in &unread {
-        writeln!(out, "{owner:<20} {count}")?;
-    }
     let counts = store.counts().await?;
-    writeln!(out, "\n── deliveries by status and channel")?;
-    for count in &counts {
-        writeln!(
-            out,
-            "{:<8} {:<14} {}",
-            count.status.as_str(),
-            count.channel,
-            count.count
-        )?;
-    }
     let deliveries = all_deliveries(&notifier).await?;
     Ok(Summary {
         emitted,

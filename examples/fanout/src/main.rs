@@ -36,6 +36,10 @@ async fn main() -> ExitCode {
     .await;
     match result {
         Ok(summary) => {
+            if let Err(e) = summary.print(&mut std::io::stdout()) {
+                eprintln!("clarion-example-fanout: cannot print the summary: {e}");
+                return ExitCode::from(2);
+            }
             let not_sent = summary.not_sent();
             for d in &not_sent {
                 eprintln!(
