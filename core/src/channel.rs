@@ -33,8 +33,14 @@ impl Delivery {
     /// The key a receiver uses to drop duplicates: the same on every attempt
     /// of this delivery (the `webhook-id` header, the e-mail `Message-ID`).
     pub fn idempotency_key(&self) -> String {
-        format!("clarion_{}", self.id.simple())
+        idempotency_key(self.id)
     }
+}
+
+/// The idempotency key of the delivery `delivery_id` (see
+/// [`Delivery::idempotency_key`]).
+pub(crate) fn idempotency_key(delivery_id: Uuid) -> String {
+    format!("clarion_{}", delivery_id.simple())
 }
 
 /// Proof of a successful delivery, kept with the delivery record

@@ -118,6 +118,14 @@ pub struct DeliveryRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+impl DeliveryRecord {
+    /// The key receivers see for this delivery (the `webhook-id` header, the
+    /// e-mail `Message-ID`), as [`Delivery::idempotency_key`] gives it.
+    pub fn idempotency_key(&self) -> String {
+        crate::channel::idempotency_key(self.id)
+    }
+}
+
 /// A notification to store, with the channels it was routed to.
 #[derive(Debug, Clone)]
 pub struct NewNotification {

@@ -8,9 +8,13 @@
 //! - [`channel_suite`]: the channel conformance suite every channel passes.
 //! - [`counting::CountingStore`]: a store wrapper counting claim rounds.
 //! - [`events`]: sample events.
+//! - `servers` (feature `servers`): real local peers — an SMTP server
+//!   (aiosmtpd, installed with pip on first use) and an HTTP receiver.
 
 pub mod channel_suite;
 pub mod counting;
 pub mod events;
 pub mod recording;
+#[cfg(feature = "servers")]
+pub mod servers;
 pub mod store_suite;

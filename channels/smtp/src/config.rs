@@ -37,7 +37,10 @@ pub struct SmtpConfig {
     /// The relay's host name (also the name its TLS certificate must carry).
     pub host: String,
     /// The relay's port. Default: 587 for `starttls`, 465 for `tls`, 25 for `none`.
-    #[serde(default)]
+    /// A string of digits is accepted too, so the port can come from the
+    /// environment: `port = "${SMTP_PORT}"` (substitution only fills strings).
+    #[serde(default, deserialize_with = "port_number_or_string")]
+    #[schemars(with = "Option<PortSetting>")]
     pub port: Option<u16>,
     /// How the connection is protected; there is no default, say it explicitly.
     pub tls: TlsMode,
@@ -98,6 +101,37 @@ pub struct SmtpConfig {
 
 fn default_timeout() -> Duration {
     Duration::from_secs(30)
+}
+
+/// What `port` accepts, for the schema: a number, or digits in a string.
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum PortSetting {
+    /// `port = 2525`
+    Number(u16),
+    /// `port = "2525"`, or `"${SMTP_PORT}"` giving the digits (the schema
+    /// sees the file before substitution, so any string passes here).
+    Digits(String),
+}
+
+/// `port` as a number or a string of digits (see [`SmtpConfig::port`]).
+fn port_number_or_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u16>, D::Error> {
+    let Some(value) = Option::<serde_json::Value>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let port = match &value {
+        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    };
+    port.map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "invalid port {value}: expected a number from 1 to 65535, or a string of its digits"
+        ))
+    })
 }
 
 /// How the connection to the relay is protected.

@@ -58,6 +58,20 @@ fn port_follows_the_tls_mode() {
 }
 
 #[test]
+fn the_port_may_be_a_string_of_digits_so_it_can_come_from_the_environment() {
+    let from_env = channel(&format!("{BASE}port = \"2526\"\n"));
+    assert_eq!(from_env.server(), "127.0.0.1:2526");
+    assert_eq!(
+        build_err(&format!("{BASE}port = \"25x\"\n")),
+        "channels.ops-email.port: invalid port \"25x\": expected a number from 1 to 65535, or a string of its digits"
+    );
+    assert_eq!(
+        build_err(&format!("{BASE}port = 70000\n")),
+        "channels.ops-email.port: invalid port 70000: expected a number from 1 to 65535, or a string of its digits"
+    );
+}
+
+#[test]
 fn addresses_are_validated_with_their_path() {
     let err = build_err(&BASE.replace(
         r#"to = ["oncall@example.com"]"#,

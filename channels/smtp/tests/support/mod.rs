@@ -1,8 +1,8 @@
 //! Real SMTP peers for the tests, all on 127.0.0.1, installed on demand:
 //!
-//! - [`Aio`]: aiosmtpd (PyPI; `pip install aiosmtpd` if missing) driven by
-//!   `smtp_server.py`, with STARTTLS, implicit TLS, AUTH, temporary failures
-//!   and per-recipient rejections; it records every message it receives.
+//! - [`Aio`] (clarion-testkit's): aiosmtpd (PyPI; `pip install aiosmtpd` if
+//!   missing), with STARTTLS, implicit TLS, AUTH, temporary failures and
+//!   per-recipient rejections; it records every message it receives.
 //! - [`Sink`]: postfix's `smtp-sink` (Debian's postfix; `apt-get install`
 //!   with debconf preseeded if missing) for injected 4xx / 5xx / 421.
 //! - [`Pki`]: a CA and a server certificate made with rcgen.
@@ -12,49 +12,24 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 
 use chrono::Utc;
 use clarion_core::channel::Delivery;
 use clarion_core::event::*;
 use clarion_core::notification::Notification;
 use clarion_smtp::{SmtpChannel, SmtpConfig};
+// Each test binary uses a different subset.
+#[allow(unused_imports)]
+pub use clarion_testkit::servers::{Aio, Received, TempDir};
 
 /// Installs the ring provider as the process default (once).
 pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-fn run_ok(cmd: &mut Command) -> bool {
-    cmd.stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-/// Makes `import aiosmtpd` work, installing it from PyPI if needed.
-pub fn ensure_aiosmtpd() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        if run_ok(Command::new("python3").args(["-c", "import aiosmtpd"])) {
-            return;
-        }
-        let out = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "aiosmtpd"])
-            .output()
-            .expect("python3 must be installed to run the SMTP tests");
-        assert!(
-            out.status.success(),
-            "pip install aiosmtpd failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
 }
 
 fn smtp_sink_path() -> Option<PathBuf> {
@@ -87,32 +62,6 @@ pub fn ensure_smtp_sink() -> PathBuf {
         smtp_sink_path().expect("postfix installed but smtp-sink not found")
     })
     .clone()
-}
-
-/// A fresh directory under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new() -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "clarion-smtp-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A CA and a server certificate signed by it, as PEM files.
@@ -154,178 +103,6 @@ impl Pki {
         std::fs::write(&pki.cert, cert.pem()).unwrap();
         std::fs::write(&pki.key, key.serialize_pem()).unwrap();
         pki
-    }
-}
-
-/// One message as the aiosmtpd server received and parsed it.
-#[derive(Debug, Clone)]
-pub struct Received(pub serde_json::Value);
-
-impl Received {
-    pub fn data(&self) -> &str {
-        self.0["data"].as_str().unwrap()
-    }
-    /// The raw header block (up to the first empty line).
-    pub fn raw_headers(&self) -> &str {
-        let data = self.data();
-        let end = data.find("\r\n\r\n").or_else(|| data.find("\n\n")).unwrap();
-        &data[..end]
-    }
-    /// Every decoded value of header `name` (case-insensitive).
-    pub fn headers(&self, name: &str) -> Vec<String> {
-        self.0["headers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|h| h[0].as_str().unwrap().eq_ignore_ascii_case(name))
-            .map(|h| h[1].as_str().unwrap().to_owned())
-            .collect()
-    }
-    pub fn header(&self, name: &str) -> String {
-        let all = self.headers(name);
-        assert_eq!(all.len(), 1, "header {name}: {all:?}");
-        all[0].clone()
-    }
-    pub fn rcpt_tos(&self) -> Vec<String> {
-        self.0["rcpt_tos"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().to_owned())
-            .collect()
-    }
-    /// The decoded content of the leaf part of MIME type `ty`.
-    pub fn part(&self, ty: &str) -> String {
-        self.0["parts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["type"] == ty)
-            .unwrap_or_else(|| panic!("no {ty} part in {}", self.0["parts"]))["content"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-    pub fn peer_port(&self) -> u64 {
-        self.0["peer"][1].as_u64().unwrap()
-    }
-    pub fn tls(&self) -> bool {
-        self.0["tls"].as_bool().unwrap()
-    }
-    pub fn auth_user(&self) -> Option<String> {
-        self.0["auth_user"].as_str().map(str::to_owned)
-    }
-    pub fn accepted(&self) -> bool {
-        self.0["accepted"].as_bool().unwrap()
-    }
-}
-
-/// aiosmtpd on 127.0.0.1, on a port it picked itself.
-pub struct Aio {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    /// Where the server says `READY` and acknowledges scripted answers.
-    stdout: Mutex<BufReader<ChildStdout>>,
-    pub port: u16,
-    out: PathBuf,
-    _dir: TempDir,
-}
-
-impl Aio {
-    /// Starts the server with `smtp_server.py` options (see its docstring).
-    pub fn start(args: &[&str]) -> Aio {
-        Self::spawn(args, true)
-    }
-
-    /// Starts the server without recording messages (for benchmarks).
-    pub fn start_unrecorded(args: &[&str]) -> Aio {
-        Self::spawn(args, false)
-    }
-
-    fn spawn(args: &[&str], record: bool) -> Aio {
-        ensure_aiosmtpd();
-        let dir = TempDir::new();
-        let out = dir.path("received.jsonl");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
-        let mut cmd = Command::new("python3");
-        cmd.arg(&script);
-        if record {
-            cmd.arg("--out").arg(&out);
-        }
-        let mut child = cmd
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 must be installed to run the SMTP tests");
-        let stdin = child.stdin.take();
-        let mut line = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        stdout.read_line(&mut line).unwrap();
-        let port = line
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("smtp_server.py did not start: {line:?}"))
-            .trim()
-            .parse()
-            .unwrap();
-        Aio {
-            child,
-            stdin,
-            stdout: Mutex::new(stdout),
-            port,
-            out,
-            _dir: dir,
-        }
-    }
-
-    /// Scripts the answer to the final `.` of the next message not yet
-    /// scripted: a reply such as `451 4.3.0 try later` (the message is
-    /// recorded as not accepted), or `hang` (recorded, never answered).
-    /// Returns once the server has it in effect. Needs a recording server.
-    pub fn script_next(&self, answer: &str) {
-        assert!(
-            !answer.contains(['\r', '\n']),
-            "one line per scripted answer: {answer:?}"
-        );
-        let mut stdin = self.stdin.as_ref().expect("the server's stdin is open");
-        writeln!(stdin, "{answer}").unwrap();
-        stdin.flush().unwrap();
-        let mut ack = String::new();
-        self.stdout
-            .lock()
-            .unwrap()
-            .read_line(&mut ack)
-            .expect("smtp_server.py acknowledges a scripted answer");
-        assert_eq!(ack.trim(), "OK", "smtp_server.py did not take {answer:?}");
-    }
-
-    /// Every message received so far, in order.
-    pub fn received(&self) -> Vec<Received> {
-        match std::fs::read_to_string(&self.out) {
-            Ok(s) => s
-                .lines()
-                .map(|l| Received(serde_json::from_str(l).unwrap()))
-                .collect(),
-            Err(_) => Vec::new(),
-        }
-    }
-
-    /// The only message received.
-    pub fn only(&self) -> Received {
-        let all = self.received();
-        assert_eq!(all.len(), 1, "expected one message, got {}", all.len());
-        all.into_iter().next().unwrap()
-    }
-}
-
-impl Drop for Aio {
-    fn drop(&mut self) {
-        if let Some(mut stdin) = self.stdin.take() {
-            let _ = stdin.flush();
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,4 +1,6 @@
-"""A real SMTP server (aiosmtpd) for clarion-smtp's tests, on 127.0.0.1.
+"""A real SMTP server (aiosmtpd) for clarion's tests and demo, on 127.0.0.1.
+
+Run by clarion-testkit's `servers::Aio`, which writes this file out.
 
 Prints `READY <port>` once it listens, then writes one JSON line per
 message it receives to --out (before it answers the final `.`, so a client
