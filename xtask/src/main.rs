@@ -4,6 +4,9 @@
 //! - `schema` — print the JSON Schema of the configuration file.
 //! - `demo`   — the main job: route sample events through the sample config.
 //! - `bench`  — benchmarks that print figures (release build).
+//! - `new-channel <name> [--path DIR]` — scaffold a channel crate.
+
+mod new_channel;
 
 use std::process::{Command, ExitCode};
 
@@ -17,6 +20,7 @@ fn main() -> ExitCode {
         Some("schema") => schema(),
         Some("demo") => demo(),
         Some("bench") => bench(&args[1..]),
+        Some("new-channel") => new_channel::run(&args[1..], &workspace_root()),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -24,7 +28,8 @@ fn main() -> ExitCode {
                  test     fmt + clippy + every test + rustdoc (what CI runs)\n  \
                  schema   print the JSON Schema of the configuration file\n  \
                  demo     route sample events through examples/demo.toml\n  \
-                 bench    print emit latency and delivery throughput (release build)"
+                 bench    print emit latency and delivery throughput (release build)\n  \
+                 new-channel <name> [--path DIR]  scaffold a channel crate (channels/<name>)"
             );
             return ExitCode::from(2);
         }
