@@ -63,14 +63,15 @@
 //!    same holds for the schema: `clarion_core::config::json_schema()`
 //!    describes the channels linked into the binary that calls it, so
 //!    `cargo xtask schema` (which links the stock channels) does not list
-//!    `ntfy`, while the application's own schema export does
-//!    (`tests/linking.rs` checks both sides of this).
+//!    `ntfy`, while a binary that links this crate does:
+//!    `cargo run -p clarion-ntfy --example schema` (and `tests/linking.rs`).
 //! 6. **Conformance** (`tests/conformance.rs`): the testkit's channel
 //!    conformance suite, run against a real HTTP receiver on 127.0.0.1 that
 //!    accepts, refuses (503, 400) or never answers. It checks delivery of
 //!    every event kind, the classification above, cancellation, stable
 //!    idempotency keys, concurrency, the schema and example, and that the
-//!    declared secrets never leak.
+//!    declared secrets never leak. `tests/outcomes.rs` pins the request
+//!    and the classification table above against the same receiver.
 //!
 //! `cargo xtask new-channel <name>` writes steps 1–6 for a new crate.
 
