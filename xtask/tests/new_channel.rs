@@ -114,7 +114,7 @@ fn a_scaffolded_channel_builds_and_passes_its_tests_without_edits() {
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let started = Instant::now();
-    let tested = Command::new(cargo)
+    let tested = Command::new(&cargo)
         .args(["test", "--offline"])
         .current_dir(&dir)
         .env("CARGO_TARGET_DIR", target)
@@ -140,12 +140,20 @@ fn a_scaffolded_channel_builds_and_passes_its_tests_without_edits() {
     assert!(report.contains("config_schema_is_valid_and_example_builds ... ok"));
 
     // Its settings appear in the schema of a binary that links it.
-    let schema = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let started = Instant::now();
+    let schema = Command::new(&cargo)
         .args(["run", "--offline", "--quiet", "--example", "schema"])
         .current_dir(&dir)
         .env("CARGO_TARGET_DIR", target)
+        .env_remove("CARGO_MAKEFLAGS")
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
         .output()
         .unwrap();
+    eprintln!(
+        "nested `cargo run --example schema` took {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     assert!(schema.status.success(), "{}", text(&schema));
     let schema: serde_json::Value = serde_json::from_slice(&schema.stdout).unwrap();
     let kinds: Vec<&str> = schema["properties"]["channels"]["additionalProperties"]["oneOf"]

@@ -17,9 +17,13 @@ const TOPIC: &str = "kms-alerts-5d0c7e41";
 const TOKEN: &str = "tk_outcomes0a1b2c3d4e";
 
 fn channel(server: &str) -> Arc<dyn Channel> {
+    channel_with_timeout(server, "2s")
+}
+
+fn channel_with_timeout(server: &str, timeout: &str) -> Arc<dyn Channel> {
     let text = format!(
         "[channels.phone]\nkind = \"ntfy\"\nserver = \"{server}\"\ntopic = \"{TOPIC}\"\n\
-         token = \"{TOKEN}\"\ntimeout = \"2s\"\n"
+         token = \"{TOKEN}\"\ntimeout = \"{timeout}\"\n"
     );
     let mut channels = Config::from_toml_str(&text)
         .unwrap()
@@ -121,4 +125,22 @@ async fn an_unreachable_server_is_retryable() {
         error.reason().starts_with("cannot reach http://127.0.0.1:"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_retryable_after_the_timeout() {
+    let receiver = Receiver::start().await;
+    receiver.script([Answer::Hang]);
+    let error = channel_with_timeout(&receiver.url, "200ms")
+        .deliver(&sample_delivery(sample_events().remove(0)))
+        .await
+        .unwrap_err();
+    assert!(error.is_retryable(), "{error}");
+    assert!(
+        error
+            .reason()
+            .starts_with("no answer from http://127.0.0.1:"),
+        "{error}"
+    );
+    assert!(error.reason().contains("within 200ms"), "{error}");
 }

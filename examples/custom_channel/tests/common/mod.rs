@@ -1,7 +1,6 @@
 //! A real HTTP receiver on 127.0.0.1 standing in for an ntfy server. It
 //! answers like ntfy (200 with the stored message as JSON) unless told to
 //! answer otherwise, and records what it received.
-#![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
