@@ -287,7 +287,9 @@ impl Plan {
             format!("cd {shown} && cargo test")
         };
         println!("  1. {test}");
-        println!("     the conformance suite and the delivery tests pass as scaffolded");
+        println!("     the conformance suite and the delivery tests pass as scaffolded; a file");
+        println!("     cannot refuse on cue, so the suite skips its refusal and hang checks");
+        println!("     (--nocapture shows them) until your peer supports them (step 3)");
         println!("  2. {shown}/src/lib.rs:");
         println!("     - {type_prefix}Config: your settings; doc comments become the JSON Schema,");
         println!("       secrets go in secrecy::SecretString");
