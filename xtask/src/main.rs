@@ -5,8 +5,10 @@
 //! - `demo`   — the main job: the fan-out example against local SMTP and
 //!   webhook servers.
 //! - `bench`  — benchmarks that print figures (release build).
+//! - `new-channel <name> [--path DIR]` — scaffold a channel crate.
 
 mod demo;
+mod new_channel;
 mod reference;
 
 use std::process::{Command, ExitCode};
@@ -21,6 +23,7 @@ fn main() -> ExitCode {
         Some("schema") => schema(&args[1..]),
         Some("demo") => demo::run(),
         Some("bench") => bench(&args[1..]),
+        Some("new-channel") => new_channel::run(&args[1..], &workspace_root()),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -29,7 +32,8 @@ fn main() -> ExitCode {
                  schema   print the JSON Schema of the configuration file\n           \
                           (--markdown: as a reference; --readme: update README.md's)\n  \
                  demo     the fan-out example (examples/fanout.toml) against local SMTP + webhook servers\n  \
-                 bench    print emit latency and delivery throughput (release build)"
+                 bench    print emit latency and delivery throughput (release build)\n  \
+                 new-channel <name> [--path DIR]  scaffold a channel crate (channels/<name>)"
             );
             return ExitCode::from(2);
         }
