@@ -38,7 +38,9 @@ pub struct WebhookConfig {
     /// Upper bound for one request, connection and response included
     /// (humantime, e.g. `10s`). Keep it below `[delivery] timeout`.
     #[serde(default = "default_timeout", with = "humantime_serde")]
-    #[schemars(with = "String", default = "default_timeout_str")]
+    // schemars ignores `default` next to `with`; `extend` sets it (the test
+    // `the_schema_shows_the_default_timeout` keeps it equal to DEFAULT_TIMEOUT).
+    #[schemars(with = "String", extend("default" = "10s"))]
     pub timeout: Duration,
     /// `standard` (the Standard Webhooks JSON body) or `template`.
     #[serde(default)]
@@ -61,10 +63,6 @@ pub struct WebhookConfig {
 
 fn default_timeout() -> Duration {
     DEFAULT_TIMEOUT
-}
-
-fn default_timeout_str() -> String {
-    "10s".into()
 }
 
 /// How the request body is made.

@@ -42,6 +42,17 @@ fn registered_as_webhook_with_a_valid_example_and_schema() {
 }
 
 #[test]
+fn the_schema_shows_the_default_timeout() {
+    let plugin = registry::find("webhook").unwrap();
+    let schema = serde_json::to_value((plugin.config_schema)()).unwrap();
+    let shown = schema["properties"]["timeout"]["default"].as_str().unwrap();
+    assert_eq!(
+        humantime_serde::re::humantime::parse_duration(shown).unwrap(),
+        clarion_webhook::DEFAULT_TIMEOUT
+    );
+}
+
+#[test]
 fn errors_through_the_registry_name_the_full_path() {
     let plugin = registry::find("webhook").unwrap();
     let err = (plugin.build)(
