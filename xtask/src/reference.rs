@@ -22,10 +22,10 @@ pub fn markdown(schema: &Value) -> String {
         .into_iter()
         .filter(|(name, s)| !is_table(s) && !["channels", "routes"].contains(&name.as_str()))
         .collect();
-    section(&mut out, "", None, &top, &[]);
+    section(&mut out, "", "", None, &top, &[]);
     for (name, sub) in props(schema) {
         if is_table(sub) {
-            table(&mut out, &format!("[{name}]"), sub);
+            table(&mut out, &format!("[{name}]"), "", sub);
         }
     }
     let channels = &properties["channels"];
@@ -34,27 +34,28 @@ pub fn markdown(schema: &Value) -> String {
             let kind = plugin["properties"]["kind"]["const"]
                 .as_str()
                 .unwrap_or("?");
-            let header = format!("[channels.<name>] with kind = \"{kind}\"");
-            table(&mut out, &header, plugin);
+            let note = format!(" with `kind = \"{kind}\"`");
+            table(&mut out, "[channels.<name>]", &note, plugin);
         }
     }
-    table(&mut out, "[[routes]]", &properties["routes"]["items"]);
+    table(&mut out, "[[routes]]", "", &properties["routes"]["items"]);
     out
 }
 
-/// A table and, after it, each of its nested tables.
-fn table(out: &mut String, header: &str, schema: &Value) {
+/// A table and, after it, each of its nested tables; `note` follows the
+/// header (which channel kind the table belongs to).
+fn table(out: &mut String, header: &str, note: &str, schema: &Value) {
     let fields = props(schema);
     let required = strings(&schema["required"]);
     let about = schema["description"].as_str().map(one_line);
-    section(out, header, about.as_deref(), &fields, &required);
+    section(out, header, note, about.as_deref(), &fields, &required);
     for (name, sub) in fields {
         if is_table(sub) {
             let inner = match header.strip_suffix(']') {
                 Some(h) if !h.starts_with("[[") => format!("{h}.{name}]"),
                 _ => format!("{header} {name}"),
             };
-            table(out, &inner, sub);
+            table(out, &inner, note, sub);
         }
     }
 }
@@ -62,6 +63,7 @@ fn table(out: &mut String, header: &str, schema: &Value) {
 fn section(
     out: &mut String,
     header: &str,
+    note: &str,
     about: Option<&str>,
     fields: &[(&String, &Value)],
     required: &[String],
@@ -71,7 +73,7 @@ fn section(
     }
     match header {
         "" => out.push_str("\n#### Top level\n\n"),
-        _ => out.push_str(&format!("\n#### `{header}`\n\n")),
+        _ => out.push_str(&format!("\n#### `{header}`{note}\n\n")),
     }
     if let Some(about) = about {
         out.push_str(&format!("{about}\n\n"));
@@ -208,7 +210,10 @@ mod tests {
         let schema = clarion::config::json_schema();
         let reference = markdown(&schema);
         for kind in ["log", "smtp", "webhook"] {
-            assert!(reference.contains(&format!("kind = \"{kind}\"")), "{kind}");
+            assert!(
+                reference.contains(&format!("`kind = \"{kind}\"`")),
+                "{kind}"
+            );
         }
         let plugins = schema["properties"]["channels"]["additionalProperties"]["oneOf"]
             .as_array()
@@ -229,6 +234,7 @@ mod tests {
             assert!(reference.contains(&format!("| `{key}` |")), "{key}");
         }
         assert!(reference.contains("#### `[delivery.retry]`"));
+        assert!(reference.contains("#### `[channels.<name>.pool]` with `kind = \"smtp\"`"));
         assert!(reference.contains("| `lease` | string | `\"2m\"` |"));
     }
 
@@ -244,7 +250,7 @@ mod tests {
             "required": ["b"]
         });
         let mut out = String::new();
-        table(&mut out, "[t]", &schema);
+        table(&mut out, "[t]", "", &schema);
         assert!(out.contains("| `a` | string | none |"), "{out}");
         assert!(out.contains("| `b` | [integer] | **required** |"), "{out}");
         assert!(out.contains("| `c` | \"x\" \\| \"y\" | — |"), "{out}");
