@@ -12,6 +12,7 @@
 //! - [`hsm`]: a simulated HSM that fails a seeded fraction of rotations.
 //! - [`server`]: clarion's inbox and admin routers and Prometheus `/metrics`
 //!   mounted in the KMS's own axum server.
+//! - [`simulation`]: the simulated clock that makes days pass in milliseconds.
 //! - [`run`] (here): the wiring, the simulated clock and a clean shutdown.
 //!
 //! Run it with `cargo run -p clarion-example-embed-kms -- --help`.
@@ -21,12 +22,14 @@ pub mod keys;
 pub mod options;
 pub mod rotation;
 pub mod server;
+pub mod simulation;
 
 use std::io::Write;
 use std::time::Duration;
 
 use clarion::clock::{Clock, ManualClock};
 use clarion::config::Config;
+use clarion::deadline::DeadlineWatcher;
 use clarion::sql::SqliteStore;
 use clarion::{ConfigError, Notifier};
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -35,7 +38,8 @@ use tokio::sync::watch;
 use crate::hsm::SimulatedHsm;
 use crate::keys::Keys;
 use crate::options::Options;
-use crate::rotation::{Rotator, TickReport};
+use crate::rotation::Rotator;
+use crate::simulation::Simulation;
 
 /// clarion's configuration when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = include_str!("../clarion.toml");
@@ -92,13 +96,15 @@ pub async fn run(options: Options) -> Result<(), KmsError> {
     let keys = Keys::open(store.pool().clone()).await?;
     keys.seed_if_empty(clock.now()).await?;
 
+    // The simulation drives the deadline watcher itself (see `simulation`);
+    // in production add `.deadline_source(keys.clone())` here instead.
+    let watcher = DeadlineWatcher::new(&config.deadlines);
     let notifier = Notifier::builder()
         .config(config)
         .store(store.clone())
         .clock(clock.clone())
-        .deadline_source(keys.clone())
         .build()?;
-    // The dispatcher, the deadline watcher and upkeep, in the background.
+    // The dispatcher and upkeep (metrics gauges, retention), in the background.
     let running = notifier.start();
 
     let listener = tokio::net::TcpListener::bind(options.listen).await?;
@@ -113,16 +119,28 @@ pub async fn run(options: Options) -> Result<(), KmsError> {
             .await
     });
 
-    let rotator = Rotator::new(
-        store.clone(),
-        notifier.clone(),
+    let simulation = Simulation {
+        rotator: Rotator::new(
+            store.clone(),
+            notifier.clone(),
+            keys.clone(),
+            SimulatedHsm::new(options.seed, options.failure_rate),
+            options.tick_length,
+        ),
+        notifier: notifier.clone(),
+        clock,
         keys,
-        SimulatedHsm::new(options.seed, options.failure_rate),
-        options.tick_length,
-    );
-    let simulation = simulate(&rotator, &notifier, &clock, &options);
+        watcher,
+        tick_length: options.tick_length,
+    };
     tokio::select! {
-        result = simulation => result?,
+        result = simulation.run(options.ticks) => {
+            let (ticks, total) = result?;
+            say(format!(
+                "simulation done: {ticks} ticks, {} rotations, {} failed rotations",
+                total.rotated, total.failed
+            ));
+        }
         () = shutdown_signal() => {}
     }
     if options.ticks.is_some() {
@@ -141,51 +159,6 @@ pub async fn run(options: Options) -> Result<(), KmsError> {
     ));
     store.close().await;
     Ok(())
-}
-
-/// The rotation loop on the simulated clock: `--ticks N` runs N ticks back to
-/// back and returns; otherwise one tick per second, forever.
-async fn simulate(
-    rotator: &Rotator,
-    notifier: &Notifier,
-    clock: &ManualClock,
-    options: &Options,
-) -> Result<(), KmsError> {
-    let mut total = TickReport::default();
-    scan(notifier).await;
-    let mut every_second = tokio::time::interval(Duration::from_secs(1));
-    let mut tick = 0;
-    while options.ticks.is_none_or(|n| tick < n) {
-        if options.ticks.is_none() {
-            every_second.tick().await;
-        }
-        tick += 1;
-        clock.advance(options.tick_length);
-        let report = rotator.tick(clock.now()).await?;
-        metrics::counter!("kms_rotations_total", "result" => "rotated")
-            .increment(report.rotated as u64);
-        metrics::counter!("kms_rotations_total", "result" => "failed")
-            .increment(report.failed as u64);
-        total.rotated += report.rotated;
-        total.failed += report.failed;
-        // The watcher also scans on its own every `deadlines.scan_interval`
-        // of real time; the simulation scans each tick so that simulated days
-        // produce their warnings now. Warnings are deduplicated either way.
-        scan(notifier).await;
-    }
-    say(format!(
-        "simulation done: {tick} ticks, {} rotations, {} failed rotations",
-        total.rotated, total.failed
-    ));
-    Ok(())
-}
-
-/// One deadline scan; a failure is logged and retried at the next one.
-async fn scan(notifier: &Notifier) {
-    match notifier.scan_deadlines().await {
-        Ok(report) => tracing::debug!(?report, "deadline scan"),
-        Err(e) => tracing::warn!(error = %e, "deadline scan failed"),
-    }
 }
 
 /// Ctrl-C, or SIGTERM (what service managers and `kill` send).

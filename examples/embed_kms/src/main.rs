@@ -18,6 +18,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // clarion's TLS clients use rustls with the ring provider; installing it
+    // as the process default keeps any other rustls user on the same one
+    // (two providers in one process make rustls panic).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     // Logs (including the log channel's deliveries) on stderr; stdout is
     // kept for the few lines a driver reads.
     tracing_subscriber::fmt()

@@ -7,8 +7,12 @@
 //! rotates and fails the same keys; nothing here depends on timing.
 
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use clarion::webhook_channel::{DEFAULT_TOLERANCE, WebhookSecret, verify};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
@@ -28,11 +32,7 @@ struct Kms {
 
 impl Kms {
     async fn start(args: &[&str]) -> Kms {
-        let db = std::env::temp_dir().join(format!(
-            "embed-kms-test-{}-{}.db",
-            std::process::id(),
-            args.join("_").replace(['-', ' '], "")
-        ));
+        let db = temp_file("db");
         remove_db(&db);
         let mut child = Command::new(BIN)
             .args(["--db", &format!("sqlite://{}", db.display())])
@@ -46,6 +46,7 @@ impl Kms {
             .kill_on_drop(true)
             .spawn()
             .expect("start embed_kms");
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
         let line = next_line(&mut stdout).await;
         let base = line
@@ -138,6 +139,49 @@ async fn next_line(lines: &mut Lines<BufReader<ChildStdout>>) -> String {
         .expect("embed_kms exited early")
 }
 
+fn temp_file(extension: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "embed-kms-test-{}-{}.{extension}",
+        std::process::id(),
+        &uuid_like()
+    ))
+}
+
+/// Unique enough for temporary file names within one test process.
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{nanos}-{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A webhook receiver on 127.0.0.1 that records every POST and answers 204.
+struct Receiver {
+    url: String,
+    received: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let received: Arc<Mutex<Vec<(HeaderMap, Bytes)>>> = Arc::default();
+        let sink = received.clone();
+        let app = axum::Router::new().route(
+            "/hooks",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                sink.lock().unwrap().push((headers, body));
+                std::future::ready(StatusCode::NO_CONTENT)
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver { url, received }
+    }
+}
+
 fn remove_db(db: &std::path::Path) {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
@@ -166,9 +210,35 @@ fn of_kind<'a>(items: &'a [Value], kind: &str) -> Vec<&'a Value> {
     items.iter().filter(|n| n["kind"] == kind).collect()
 }
 
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_simulated_kms_notifies_its_owners() {
-    let mut kms = Kms::start(&["--ticks", "20", "--seed", "7", "--failure-rate", "0.25"]).await;
+    // The built-in configuration, with a signed webhook for failed rotations
+    // in front (routes are tried in order; this one continues).
+    let receiver = Receiver::start().await;
+    let config = temp_file("toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[channels.siem]\nkind = \"webhook\"\nurl = \"{}\"\nsecrets = [\"{SECRET}\"]\n\n\
+             [[routes]]\nkinds = [\"rotation_failure\"]\nchannels = [\"siem\"]\ncontinue = true\n\n{}",
+            receiver.url,
+            clarion_example_embed_kms::DEFAULT_CONFIG
+        ),
+    )
+    .unwrap();
+    let mut kms = Kms::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--ticks",
+        "20",
+        "--seed",
+        "7",
+        "--failure-rate",
+        "0.25",
+    ])
+    .await;
     let (rotated, failed) = rotations(&next_line(&mut kms.stdout).await);
     assert!(
         rotated > 0 && failed > 0,
@@ -206,6 +276,29 @@ async fn a_simulated_kms_notifies_its_owners() {
         assert!(failure["data"]["attempt"].as_u64().unwrap() >= 1);
         assert!(failure["data"]["next_attempt"].is_string());
     }
+
+    // The SIEM got each failure once, signed (Standard Webhooks), with the
+    // delivery's idempotency key as webhook-id.
+    let secret = WebhookSecret::parse(SECRET).unwrap();
+    let hooks = receiver.received.lock().unwrap().clone();
+    assert_eq!(hooks.len() as u64, failed);
+    let mut keys = std::collections::BTreeSet::new();
+    let mut notified = std::collections::BTreeSet::new();
+    for (headers, body) in &hooks {
+        verify(&secret, headers, body, DEFAULT_TOLERANCE).expect("a valid signature");
+        let payload: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(payload["type"], "rotation_failure", "{payload}");
+        keys.insert(headers["webhook-id"].to_str().unwrap().to_owned());
+        notified.insert(payload["data"]["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(keys.len(), hooks.len(), "one idempotency key per delivery");
+    let in_inboxes: std::collections::BTreeSet<String> = failures
+        .iter()
+        .map(|n| n["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(notified, in_inboxes, "the webhook and the inboxes agree");
+    assert_eq!(stats["by_channel"]["siem"]["sent"], failed);
+    std::fs::remove_file(&config).unwrap();
 
     // The deadline watcher warned before rotations were due: only the
     // tightest threshold per deadline, the last one critical.
