@@ -133,19 +133,24 @@ pub async fn run(options: Options) -> Result<(), KmsError> {
         watcher,
         tick_length: options.tick_length,
     };
-    tokio::select! {
+    // One signal future for the whole run, so that a SIGTERM arriving while
+    // the simulation finishes is not missed.
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let interrupted = tokio::select! {
         result = simulation.run(options.ticks) => {
             let (ticks, total) = result?;
             say(format!(
                 "simulation done: {ticks} ticks, {} rotations, {} failed rotations",
                 total.rotated, total.failed
             ));
+            false
         }
-        () = shutdown_signal() => {}
-    }
-    if options.ticks.is_some() {
+        () = &mut shutdown => true,
+    };
+    if !interrupted {
         // Bounded mode: the ticks are done; serve until asked to stop.
-        shutdown_signal().await;
+        shutdown.await;
     }
 
     // Stop in the reverse order of the data path: no new requests, then let
