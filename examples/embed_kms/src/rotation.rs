@@ -95,7 +95,8 @@ impl Rotator {
                         next_rotation: Some(now + TimeDelta::days(key.rotation_days)),
                     },
                 )
-                // A retried tick (after a crash) must not announce it twice.
+                // One key per version: announced again (a replay, a second
+                // KMS instance), clarion answers Duplicate and stores nothing.
                 .with_dedup_key(format!("rotated:{}:v{version}", key.id));
                 (Rotation::Done, event)
             }
