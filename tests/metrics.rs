@@ -116,3 +116,40 @@ async fn attempts_outcomes_latency_and_queue_gauges_are_recorded() {
     }
     running.shutdown(Duration::from_secs(1)).await;
 }
+
+/// The transactional path (`prepare` + `enqueue_with`) counts outcomes
+/// exactly like `emit`: it is the same code.
+#[tokio::test(start_paused = true)]
+async fn prepared_events_are_counted_like_emitted_ones() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let config =
+        Config::from_toml_str("[[routes]]\nkinds = [\"rotation_failure\"]\nchannels = [\"rec\"]\n")
+            .unwrap();
+    let notifier = Notifier::builder()
+        .config(config)
+        .store(MemoryStore::new())
+        .channel("rec", RecordingChannel::new())
+        .build()
+        .unwrap();
+    let store = notifier.store().clone();
+    let keyed = events::failure("key-1", "alice").with_dedup_key("k1");
+    for event in [keyed.clone(), keyed, events::success("key-2", "alice")] {
+        let prepared = notifier.prepare(&event).unwrap();
+        prepared
+            .enqueue_with(|new| store.enqueue(new))
+            .await
+            .unwrap();
+    }
+    let entries: Entries = snapshotter.snapshot().into_vec();
+    let s = &entries;
+    for (kind, outcome) in [
+        ("rotation_failure", "enqueued"),
+        ("rotation_failure", "duplicate"),
+        ("rotation_success", "unrouted"),
+    ] {
+        let labels = [("kind", kind), ("outcome", outcome)];
+        assert_eq!(counter(s, telemetry::EVENTS, &labels), 1, "{labels:?}");
+    }
+}

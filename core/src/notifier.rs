@@ -41,7 +41,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::channel::Channel;
@@ -51,12 +51,13 @@ use crate::deadline::{DeadlineSource, DeadlineWatcher, ScanError, ScanReport};
 use crate::dispatcher::{Dispatcher, DrainReport, KindLabel};
 use crate::event::{Event, EventKind, KeyEvent};
 use crate::memory::MemoryStore;
-use crate::notification::Notification;
 use crate::router::{Explanation, Router};
-use crate::store::{
-    DeliveryStatus, Enqueued, NewNotification, NotificationsStore, Requeued, StoreError,
-};
+use crate::store::{DeliveryStatus, NotificationsStore, Requeued, StoreError};
 use crate::telemetry;
+
+mod prepared;
+
+pub use prepared::Prepared;
 
 /// What `emit` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,51 +257,63 @@ impl Notifier {
     /// one atomic write: when this returns `Ok`, the notification is durable
     /// (as durable as the store). An event no route matches is still stored
     /// for the inbox and reported as [`EmitOutcome::Unrouted`].
+    ///
+    /// To store the notification inside your own database transaction
+    /// instead (the transactional outbox), see [`Notifier::prepare`].
     pub async fn emit(&self, event: &(impl Event + ?Sized)) -> Result<EmitOutcome, EmitError> {
-        let event = event.to_key_event();
-        let kind = (self.inner.kind_label)(&event.kind);
-        let span = info_span!("clarion.emit", kind = %kind, subject_id = %event.subject.id);
-        async {
-            validate(&event)?;
-            let channels = self.inner.router.route(&event);
-            let notification = Notification::new(event, self.inner.clock.now());
-            let outcome = self
-                .inner
-                .store
-                .enqueue(NewNotification {
-                    notification,
-                    channels: channels.clone(),
-                })
-                .await?;
-            Ok(match outcome {
-                Enqueued::Duplicate { existing_id } => {
-                    telemetry::event(&kind, "duplicate");
-                    debug!(%existing_id, "duplicate event");
-                    EmitOutcome::Duplicate { existing_id }
-                }
-                Enqueued::Created {
-                    notification_id, ..
-                } if channels.is_empty() => {
-                    telemetry::event(&kind, "unrouted");
-                    self.log_unrouted(&kind);
-                    EmitOutcome::Unrouted {
-                        id: notification_id,
-                    }
-                }
-                Enqueued::Created {
-                    notification_id, ..
-                } => {
-                    telemetry::event(&kind, "enqueued");
-                    self.inner.dispatcher.wake.notify_one();
-                    EmitOutcome::Enqueued {
-                        id: notification_id,
-                        channels,
-                    }
-                }
-            })
+        let store = &self.inner.store;
+        let outcome = self
+            .prepare(event)?
+            .enqueue_with(|new| store.enqueue(new))
+            .await?;
+        if matches!(outcome, EmitOutcome::Enqueued { .. }) {
+            self.wake();
         }
-        .instrument(span)
-        .await
+        Ok(outcome)
+    }
+
+    /// The first half of [`emit`](Self::emit), for the transactional outbox:
+    /// validates `event`, routes it and stamps it with an id and the
+    /// notifier's clock, without storing anything. Store the result with
+    /// [`Prepared::enqueue_with`] inside your own transaction (clarion-sql's
+    /// `SqlStore::emit_in` does both steps), commit, then call
+    /// [`wake`](Self::wake) so the dispatcher delivers at once.
+    ///
+    /// The errors are `emit`'s: an [`EmitError::InvalidEvent`] names the field.
+    ///
+    /// ```
+    /// use clarion_core::event::*;
+    /// use clarion_core::memory::MemoryStore;
+    /// use clarion_core::notifier::{EmitOutcome, Notifier};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let notifier = Notifier::builder().store(MemoryStore::new()).build().unwrap();
+    /// let store = notifier.store();
+    /// let event = KeyEvent::rotation_success(
+    ///     Subject::new("key-1", ObjectType::SymmetricKey),
+    ///     RotationSuccess { old_id: "v1".into(), new_id: "v2".into(), next_rotation: None },
+    /// )
+    /// .with_owner("alice");
+    ///
+    /// let prepared = notifier.prepare(&event).unwrap();
+    /// // In your transaction: `|new| sql_store.enqueue_in(&mut tx, new)`.
+    /// let outcome = prepared.enqueue_with(|new| store.enqueue(new)).await.unwrap();
+    /// assert!(matches!(outcome, EmitOutcome::Unrouted { .. })); // no routes configured
+    /// // … commit your transaction, then:
+    /// notifier.wake();
+    /// # });
+    /// ```
+    pub fn prepare(&self, event: &(impl Event + ?Sized)) -> Result<Prepared, EmitError> {
+        Prepared::new(self, event.to_key_event())
+    }
+
+    /// Wakes the dispatcher so that it claims now instead of at its next
+    /// `delivery.poll_interval`. [`emit`](Self::emit) does this itself; call it
+    /// after committing a transaction that stored [`Prepared`] notifications
+    /// (before the commit, the dispatcher would find nothing to claim). Cheap,
+    /// and harmless when there is nothing to deliver.
+    pub fn wake(&self) {
+        self.inner.dispatcher.wake.notify_one();
     }
 
     /// Warns once per kind, not once per event: an unrouted kind is a
@@ -344,7 +357,7 @@ impl Notifier {
             .requeue(delivery_id, self.inner.clock.now())
             .await?;
         if result == Requeued::Requeued {
-            self.inner.dispatcher.wake.notify_one();
+            self.wake();
         }
         Ok(result)
     }

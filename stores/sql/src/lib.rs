@@ -28,9 +28,11 @@
 //!   the same transaction (MySQL in `READ COMMITTED`, retried on deadlock), so
 //!   several dispatcher processes share one database; SQLite claims with one
 //!   `UPDATE … RETURNING`. Outcomes are written only under the current token.
-//! - **Transactional outbox**: [`SqlStore::enqueue_in`] enqueues inside your
-//!   own sqlx transaction, so "key rotated" and "notification queued" commit
-//!   or roll back together.
+//! - **Transactional outbox**: [`SqlStore::emit_in`] emits (routes, validates,
+//!   stores) inside your own sqlx transaction, so "key rotated" and
+//!   "notification queued" commit or roll back together; `Notifier::wake`
+//!   after the commit delivers at once. [`SqlStore::enqueue_in`] is the lower
+//!   level, for a `NewNotification` you built.
 //! - **Retention**: `purge` deletes final notifications in bounded batches.
 //!
 //! TLS to PostgreSQL and MySQL uses rustls with the *ring* provider, like the

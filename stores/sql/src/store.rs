@@ -10,7 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use clarion_core::channel::Delivery;
+use clarion_core::event::Event;
 use clarion_core::notification::Notification;
+use clarion_core::notifier::{EmitError, EmitOutcome, Notifier};
 use clarion_core::store::*;
 use sqlx::Pool;
 use uuid::Uuid;
@@ -307,13 +309,57 @@ impl<B: Backend> SqlStore<B> {
         self.read.close().await;
     }
 
-    /// The transactional outbox: enqueues `new` on `conn` — typically your
-    /// own open transaction (`&mut tx`) — so that your change and the
+    /// The transactional outbox: [`Notifier::emit`] on `conn` — typically
+    /// your own open transaction (`&mut tx`) — so that your change and the
     /// notification commit or roll back together.
+    ///
+    /// Same semantics as `emit`: the event is validated (errors name the
+    /// field), routed by the notifier's routes and stamped by its clock; the
+    /// answer is [`EmitOutcome::Enqueued`], [`EmitOutcome::Unrouted`] or
+    /// [`EmitOutcome::Duplicate`], with the same metrics and span. A
+    /// duplicate writes nothing and leaves the transaction usable.
+    ///
+    /// Nothing is committed here. After your commit, call
+    /// [`Notifier::wake`] so the dispatcher delivers at once rather than at its
+    /// next `delivery.poll_interval`. `notifier` must be built on this store
+    /// (or one on the same database): its dispatcher is what delivers.
+    ///
+    /// ```no_run
+    /// # async fn demo(store: clarion_sql::PostgresStore, notifier: clarion_core::Notifier,
+    /// #     event: clarion_core::KeyEvent) -> Result<(), Box<dyn std::error::Error>> {
+    /// use clarion_sql::sqlx;
+    /// let mut tx = store.pool().begin().await?;
+    /// sqlx::query("UPDATE kms_keys SET version = version + 1 WHERE id = $1")
+    ///     .bind("key-1")
+    ///     .execute(&mut *tx)
+    ///     .await?;
+    /// let outcome = store.emit_in(&notifier, &mut tx, &event).await?;
+    /// tx.commit().await?;
+    /// notifier.wake();
+    /// println!("{outcome:?}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn emit_in(
+        &self,
+        notifier: &Notifier,
+        conn: &mut B::Connection,
+        event: &(impl Event + ?Sized),
+    ) -> Result<EmitOutcome, EmitError> {
+        notifier
+            .prepare(event)?
+            .enqueue_with(|new| Self::enqueue_on(conn, new))
+            .await
+    }
+
+    /// The transactional outbox's lower level: enqueues a `new` notification
+    /// you built yourself on `conn` (your open transaction). Prefer
+    /// [`emit_in`](Self::emit_in), which routes, validates and stamps the
+    /// event like [`Notifier::emit`]; this is for a [`NewNotification`] from
+    /// [`Notifier::prepare`] or from tooling (imports, replays).
     ///
     /// Nothing is committed here; a [`Enqueued::Duplicate`] writes nothing
     /// and leaves the transaction usable. Deliveries become claimable when
-    /// your transaction commits (the dispatcher finds them at its next poll).
+    /// your transaction commits ([`Notifier::wake`] then claims them at once).
     ///
     /// ```no_run
     /// # async fn demo(store: clarion_sql::PostgresStore, new: clarion_core::store::NewNotification)

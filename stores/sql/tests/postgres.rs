@@ -36,6 +36,21 @@ async fn outbox_duplicate_keeps_the_transaction_usable() {
 }
 
 #[tokio::test]
+async fn emit_in_commits_and_wake_delivers() {
+    common::emit_in::emit_in_commits_and_wake_delivers(&common::postgres().await.store).await;
+}
+
+#[tokio::test]
+async fn emit_in_rolls_back_with_the_transaction() {
+    common::emit_in::emit_in_rolls_back_with_the_transaction(&common::postgres().await.store).await;
+}
+
+#[tokio::test]
+async fn emit_in_duplicate_invalid_and_unrouted() {
+    common::emit_in::emit_in_duplicate_invalid_and_unrouted(&common::postgres().await.store).await;
+}
+
+#[tokio::test]
 async fn oversized_and_nul_input_is_invalid() {
     common::outbox::oversized_and_nul_input_is_invalid(&common::postgres().await.store).await;
 }

@@ -6,6 +6,7 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod chaos;
+pub mod emit_in;
 pub mod outbox;
 
 use std::path::PathBuf;
