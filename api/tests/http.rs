@@ -16,6 +16,7 @@ use clarion_core::memory::MemoryStore;
 use clarion_core::notifier::{EmitOutcome, Notifier};
 use clarion_core::store::*;
 use clarion_core::{Notification, Receipt};
+use clarion_sql::sqlx;
 use clarion_testkit::events;
 use clarion_testkit::recording::{RecordingChannel, Step};
 use http::request::Parts;
@@ -925,22 +926,42 @@ async fn sqlite_store() -> TestStore {
     }
 }
 
+/// Runs `sql` on a new admin connection to the server at `url`; an
+/// unreachable server fails the test (never a skip) and says how to start it.
+async fn admin<C>(url: &str, sql: String, start: &str) -> Result<(), sqlx::Error>
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c>,
+{
+    use sqlx::Executor;
+    let mut conn = C::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("{url} is unreachable ({e}); start it with `{start}`"));
+    conn.execute(sqlx::AssertSqlSafe(sql)).await.map(drop)
+}
+
+/// `admin` after the test, from `Drop` (on a thread with its own runtime).
+fn admin_later<C>(url: String, sql: String) -> Option<Box<dyn FnOnce() + Send>>
+where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c>,
+{
+    Some(Box::new(move || {
+        let _ = block_on(admin::<C>(&url, sql, "")); // best effort
+    }))
+}
+
+const PG_START: &str = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start";
+const MYSQL_START: &str =
+    "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd";
+
 /// A fresh schema in the PostgreSQL on 127.0.0.1 (`CLARION_TEST_POSTGRES`
-/// overrides the URL); an unreachable server fails the test, never skips it.
+/// overrides the URL), dropped after the test.
 async fn postgres_store() -> TestStore {
-    use clarion_sql::sqlx::{self, Connection, Executor};
     let url = std::env::var("CLARION_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let admin = |url: String| async move {
-        sqlx::PgConnection::connect(&url).await.unwrap_or_else(|e| {
-            panic!("PostgreSQL at {url} is unreachable ({e}); start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`")
-        })
-    };
     let schema = unique_name();
-    let sql = format!("CREATE SCHEMA {schema}");
-    admin(url.clone())
-        .await
-        .execute(sqlx::AssertSqlSafe(sql))
+    admin::<sqlx::PgConnection>(&url, format!("CREATE SCHEMA {schema}"), PG_START)
         .await
         .unwrap();
     let options = url
@@ -952,31 +973,17 @@ async fn postgres_store() -> TestStore {
         .expect("a PostgreSQL store");
     TestStore {
         store: Arc::new(store),
-        cleanup: Some(Box::new(move || {
-            block_on(async move {
-                let sql = format!("DROP SCHEMA {schema} CASCADE");
-                let _ = admin(url).await.execute(sqlx::AssertSqlSafe(sql)).await;
-            })
-        })),
+        cleanup: admin_later::<sqlx::PgConnection>(url, format!("DROP SCHEMA {schema} CASCADE")),
     }
 }
 
 /// A fresh database in the MariaDB on 127.0.0.1 (`CLARION_TEST_MYSQL`
-/// overrides the URL); an unreachable server fails the test, never skips it.
+/// overrides the URL), dropped after the test.
 async fn mysql_store() -> TestStore {
-    use clarion_sql::sqlx::{self, Connection, Executor};
     let url = std::env::var("CLARION_TEST_MYSQL")
         .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
-    let admin = |url: String| async move {
-        sqlx::MySqlConnection::connect(&url).await.unwrap_or_else(|e| {
-            panic!("MariaDB at {url} is unreachable ({e}); start it with `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd`")
-        })
-    };
     let database = unique_name();
-    let sql = format!("CREATE DATABASE {database}");
-    admin(url.clone())
-        .await
-        .execute(sqlx::AssertSqlSafe(sql))
+    admin::<sqlx::MySqlConnection>(&url, format!("CREATE DATABASE {database}"), MYSQL_START)
         .await
         .unwrap();
     let options = url
@@ -988,12 +995,7 @@ async fn mysql_store() -> TestStore {
         .expect("a MariaDB store");
     TestStore {
         store: Arc::new(store),
-        cleanup: Some(Box::new(move || {
-            block_on(async move {
-                let sql = format!("DROP DATABASE {database}");
-                let _ = admin(url).await.execute(sqlx::AssertSqlSafe(sql)).await;
-            })
-        })),
+        cleanup: admin_later::<sqlx::MySqlConnection>(url, format!("DROP DATABASE {database}")),
     }
 }
 
