@@ -176,7 +176,8 @@ impl SqlStore<Sqlite> {
         if migrate {
             store.migrate().await?;
         }
-        Ok(store.with_group_commit(true))
+        // One writer: SQLite has one write connection anyway.
+        Ok(store.with_group_commit(true, 1))
     }
 
     fn name() -> &'static str {

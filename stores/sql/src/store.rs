@@ -15,7 +15,7 @@ use clarion_core::store::*;
 use sqlx::Pool;
 use uuid::Uuid;
 
-use crate::backend::{Arg, Backend, BoxFuture, ClaimQuery, Claimed, Stmt, placeholders};
+use crate::backend::{Arg, Backend, BoxFuture, ClaimQuery, Claimed, Recorded, Stmt, placeholders};
 use crate::rows::{self, DELIVERY_COLUMNS, NOTIFICATION_COLUMNS};
 
 /// Longest owner, dedup key, channel name, subject id or name a store accepts
@@ -198,22 +198,6 @@ pub(crate) fn detail(text: String) -> String {
         end -= 1;
     }
     format!("{}{MARK}", &text[..end])
-}
-
-/// An [`Outcome`] as the columns it writes.
-pub(crate) struct Recorded {
-    /// The new status.
-    pub status: &'static str,
-    /// When to try again (retry only).
-    pub next: Option<DateTime<Utc>>,
-    /// Why it failed (kept as is when `None`).
-    pub error: Option<String>,
-    /// When it was sent.
-    pub sent_at: Option<DateTime<Utc>>,
-    /// The peer's answer.
-    pub receipt: Option<String>,
-    /// When the attempt ended.
-    pub at: DateTime<Utc>,
 }
 
 impl From<Outcome> for Recorded {
