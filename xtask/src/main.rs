@@ -24,7 +24,8 @@ fn main() -> ExitCode {
                  test     fmt + clippy + every test + rustdoc (what CI runs)\n  \
                  schema   print the JSON Schema of the configuration file\n  \
                  demo     route sample events through examples/demo.toml\n  \
-                 bench    print emit latency and delivery throughput (release build)"
+                 bench    print emit latency and delivery throughput (release build);\n           \
+                          sections: memory webhook smtp sqlite postgres mysql (default: all)"
             );
             return ExitCode::from(2);
         }
