@@ -127,6 +127,8 @@ pub struct Claimed {
     pub token: Uuid,
     /// When this attempt was due (orders the batch, oldest first).
     pub due: Option<DateTime<Utc>>,
+    /// The notification, if the claim statement read it already.
+    pub notification: Option<clarion_core::notification::Notification>,
 }
 
 /// An outcome as the columns it writes.

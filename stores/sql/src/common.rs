@@ -37,20 +37,30 @@ pub(crate) fn claimed<B: Backend>(row: &B::Row) -> Result<Claimed, sqlx::Error> 
         created_at: B::get_time(row, "created_at")?,
         token: B::get_uuid(row, "lease_token")?,
         due: B::get_opt_time(row, "due")?,
+        notification: None,
     })
 }
 
-/// The embedded migrations of one dialect. They are recorded in
-/// `_clarion_migrations`, so an application that runs its own sqlx migrations
-/// in the same database keeps its `_sqlx_migrations` to itself.
-pub(crate) fn migrator(init: &'static str) -> Migrator {
-    let mut migrator = Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        init.into_sql_str(),
-        false,
-    )]);
+/// The embedded migrations of one dialect, in order (version 1, 2, …). They
+/// are recorded in `_clarion_migrations`, so an application that runs its own
+/// sqlx migrations in the same database keeps its `_sqlx_migrations` to
+/// itself.
+pub(crate) fn migrator(migrations: &[(&'static str, &'static str)]) -> Migrator {
+    let mut migrator = Migrator::with_migrations(
+        migrations
+            .iter()
+            .zip(1..)
+            .map(|(&(name, sql), version)| {
+                Migration::new(
+                    version,
+                    name.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    );
     migrator.dangerous_set_table_name("_clarion_migrations");
     migrator
 }

@@ -107,9 +107,15 @@ impl Backend for Sqlite {
 
     fn migrate(pool: &sqlx::Pool<Self>) -> BoxFuture<'_, Result<(), sqlx::migrate::MigrateError>> {
         Box::pin(async move {
-            common::migrator(include_str!("../migrations/sqlite/0001_init.sql"))
-                .run(pool)
-                .await
+            common::migrator(&[
+                ("init", include_str!("../migrations/sqlite/0001_init.sql")),
+                (
+                    "dead_index",
+                    include_str!("../migrations/sqlite/0002_dead_index.sql"),
+                ),
+            ])
+            .run(pool)
+            .await
         })
     }
 
