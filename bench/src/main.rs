@@ -1,4 +1,8 @@
-//! `cargo xtask bench`: prints figures for the memory store.
+//! `cargo xtask bench [SECTION…] [EVENTS]`: prints figures. Sections:
+//! `memory`, `webhook`, `smtp`, `sqlite`, `postgres`, `mysql` (default: all);
+//! `EVENTS` sets the memory-store run's event count.
+//!
+//! The memory store:
 //!
 //! - emit latency (p50, p99, max) over N events routed to two channels, with
 //!   the dispatcher running at the same time, as in production;
@@ -18,6 +22,7 @@ use clarion::{Channel, Delivery, DeliveryError, Notifier, Receipt};
 use tokio::sync::Notify;
 
 mod smtp;
+mod store;
 mod webhook;
 
 #[derive(Debug)]
@@ -49,19 +54,37 @@ batch_size = 256
 channels = ["a", "b"]
 "#;
 
+const SECTIONS: [&str; 6] = ["memory", "webhook", "smtp", "sqlite", "postgres", "mysql"];
+
 fn main() {
-    let events: usize = std::env::args()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(100_000);
+    let mut events: usize = 100_000;
+    let mut sections = Vec::new();
+    for arg in std::env::args().skip(1) {
+        match arg.parse() {
+            Ok(n) => events = n,
+            Err(_) if SECTIONS.contains(&arg.as_str()) => sections.push(arg),
+            Err(_) => {
+                eprintln!("unknown section {arg:?}: choose from {SECTIONS:?} (default: all)");
+                std::process::exit(2);
+            }
+        }
+    }
+    if sections.is_empty() {
+        sections = SECTIONS.iter().map(|s| s.to_string()).collect();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    runtime.block_on(memory(events));
-    runtime.block_on(webhook::run());
-    runtime.block_on(smtp::run());
+    for section in &sections {
+        match section.as_str() {
+            "memory" => runtime.block_on(memory(events)),
+            "webhook" => runtime.block_on(webhook::run()),
+            "smtp" => runtime.block_on(smtp::run()),
+            name => runtime.block_on(store::run(name)),
+        }
+    }
 }
 
 async fn memory(events: usize) {

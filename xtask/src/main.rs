@@ -32,7 +32,8 @@ fn main() -> ExitCode {
                  schema   print the JSON Schema of the configuration file\n           \
                           (--markdown: as a reference; --readme: update README.md's)\n  \
                  demo     the fan-out example (examples/fanout.toml) against local SMTP + webhook servers\n  \
-                 bench    print emit latency and delivery throughput (release build)\n  \
+                 bench    print emit latency and delivery throughput (release build);\n           \
+                          sections: memory webhook smtp sqlite postgres mysql (default: all)\n  \
                  new-channel <name> [--path DIR]  scaffold a channel crate (channels/<name>)"
             );
             return ExitCode::from(2);

@@ -8,6 +8,7 @@
 //! Each backend maps the few [`Arg`] kinds to its own column types (SQLite
 //! keeps timestamps as integer microseconds, for example).
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -126,6 +127,36 @@ pub struct Claimed {
     pub token: Uuid,
     /// When this attempt was due (orders the batch, oldest first).
     pub due: Option<DateTime<Utc>>,
+    /// The notification, if the claim statement read it already.
+    pub notification: Option<clarion_core::notification::Notification>,
+}
+
+/// An outcome as the columns it writes.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The new status.
+    pub status: &'static str,
+    /// When to try again (retry only).
+    pub next: Option<DateTime<Utc>>,
+    /// Why it failed (kept as is when `None`).
+    pub error: Option<String>,
+    /// When it was sent.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// The peer's answer.
+    pub receipt: Option<String>,
+    /// When the attempt ended.
+    pub at: DateTime<Utc>,
+}
+
+/// An outcome to record under the lease token it was claimed with.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// The delivery.
+    pub id: Uuid,
+    /// The lease token the outcome is fenced by.
+    pub token: Uuid,
+    /// What to write.
+    pub recorded: Recorded,
 }
 
 /// What a claim asks the dialect for.
@@ -212,6 +243,16 @@ pub trait Backend: Database + Sealed + Sized {
         store: &'a SqlStore<Self>,
         query: ClaimQuery<'a>,
     ) -> BoxFuture<'a, Result<Vec<Claimed>, sqlx::Error>>;
+
+    /// Records many outcomes with one statement, each only while its delivery
+    /// is in flight under its token; returns the deliveries it updated. The
+    /// ids are distinct. Used by the group writer (SQLite, PostgreSQL) only.
+    fn complete_all<'c>(
+        conn: &'c mut Self::Connection,
+        completions: &'c [&'c Completion],
+    ) -> BoxFuture<'c, Result<HashSet<Uuid>, sqlx::Error>> {
+        Box::pin(crate::common::complete_values::<Self>(conn, completions))
+    }
 
     /// Applies the embedded migrations.
     fn migrate(pool: &Pool<Self>) -> BoxFuture<'_, Result<(), sqlx::migrate::MigrateError>>;

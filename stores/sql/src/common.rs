@@ -1,9 +1,12 @@
 //! Pieces of SQL and setup shared by the dialects' claims and migrations.
 
+use std::collections::HashSet;
+
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use uuid::Uuid;
 
-use crate::backend::{Arg, Backend, ClaimQuery, Claimed};
+use crate::backend::{Arg, Backend, ClaimQuery, Claimed, Completion, Stmt, placeholders};
 
 /// What a claim returns for each delivery it took.
 pub(crate) const CLAIM_RETURNING: &str =
@@ -34,20 +37,73 @@ pub(crate) fn claimed<B: Backend>(row: &B::Row) -> Result<Claimed, sqlx::Error> 
         created_at: B::get_time(row, "created_at")?,
         token: B::get_uuid(row, "lease_token")?,
         due: B::get_opt_time(row, "due")?,
+        notification: None,
     })
 }
 
-/// The embedded migrations of one dialect. They are recorded in
-/// `_clarion_migrations`, so an application that runs its own sqlx migrations
-/// in the same database keeps its `_sqlx_migrations` to itself.
-pub(crate) fn migrator(init: &'static str) -> Migrator {
-    let mut migrator = Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        init.into_sql_str(),
-        false,
-    )]);
+/// The embedded migrations of one dialect, in order (version 1, 2, …). They
+/// are recorded in `_clarion_migrations`, so an application that runs its own
+/// sqlx migrations in the same database keeps its `_sqlx_migrations` to
+/// itself.
+pub(crate) fn migrator(migrations: &[(&'static str, &'static str)]) -> Migrator {
+    let mut migrator = Migrator::with_migrations(
+        migrations
+            .iter()
+            .zip(1..)
+            .map(|(&(name, sql), version)| {
+                Migration::new(
+                    version,
+                    name.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    );
     migrator.dangerous_set_table_name("_clarion_migrations");
     migrator
+}
+
+/// Records the outcomes with one `UPDATE … FROM (VALUES …)`, each only under
+/// its current token; returns the deliveries it updated.
+pub(crate) async fn complete_values<B: Backend>(
+    conn: &mut B::Connection,
+    completions: &[&Completion],
+) -> Result<HashSet<Uuid>, sqlx::Error> {
+    if completions.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let row = format!("({})", placeholders(8));
+    let mut stmt = Stmt::new(
+        B::DIALECT,
+        &format!(
+            "UPDATE clarion_deliveries SET status = v.column3, attempts = attempts + 1, \
+             next_attempt_at = v.column4, lease_until = NULL, lease_token = NULL, \
+             last_error = COALESCE(v.column5, last_error), sent_at = v.column6, \
+             receipt = v.column7, updated_at = v.column8 \
+             FROM (VALUES {}) AS v \
+             WHERE clarion_deliveries.id = v.column1 AND clarion_deliveries.status = 'in_flight' \
+             AND clarion_deliveries.lease_token = v.column2 RETURNING id",
+            vec![row.as_str(); completions.len()].join(", ")
+        ),
+    );
+    for c in completions {
+        let r = &c.recorded;
+        stmt.args.extend([
+            Arg::Uuid(c.id),
+            Arg::Uuid(c.token),
+            Arg::Text(r.status.to_owned()),
+            Arg::OptTime(r.next),
+            Arg::OptText(r.error.clone()),
+            Arg::OptTime(r.sent_at),
+            Arg::OptText(r.receipt.clone()),
+            Arg::Time(r.at),
+        ]);
+    }
+    B::fetch(conn, stmt)
+        .await?
+        .iter()
+        .map(|row| B::get_uuid(row, "id"))
+        .collect()
 }

@@ -1,28 +1,32 @@
-//! Group commit: one writer task per store turns concurrent `enqueue` calls
-//! (and, on SQLite, `complete` calls) into shared transactions. SQLite and
-//! PostgreSQL only: the grouped insert needs `RETURNING`, which MySQL lacks.
+//! Group commit: writer tasks turn concurrent `enqueue` and `complete` calls
+//! into shared transactions. SQLite and PostgreSQL only: the grouped insert
+//! needs `RETURNING`, which MySQL lacks.
 //!
 //! sqlx's SQLite driver costs ~150–200 µs per statement (a hand-off to the
 //! connection's worker thread, not fsync), so a transaction per event tops
-//! out near 1,000 events/s; on PostgreSQL every commit waits for a WAL flush. The writer takes every request waiting in its
-//! queue (up to [`MAX_GROUP`]), writes them with a few multi-row statements in
-//! one `BEGIN IMMEDIATE … COMMIT`, and only then answers each caller: every
-//! `enqueue` still returns after its notification is durable. While a group
-//! commits, the next one queues up, so the group size follows the load.
+//! out near 1,000 events/s; on PostgreSQL every commit waits for a WAL flush.
+//! A writer takes every request waiting in the queue (up to [`MAX_GROUP`]),
+//! writes them with a few multi-row statements in one transaction (outcomes
+//! alone: one statement, which commits by itself), and only then answers
+//! each caller: every call still returns after its write is durable. While a
+//! group commits, the next one queues up, so the group size follows the
+//! load. SQLite has one writer (it has one write connection); PostgreSQL a
+//! few, so that one group's WAL flush does not hold up the next.
 //!
 //! If a group's transaction fails, its requests are retried one by one, so
 //! an error is reported only to the request that caused it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use clarion_core::store::{Enqueued, LeaseToken, NewNotification, Outcome, StoreError};
 use sqlx::Pool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::backend::{Arg, Backend, BoxFuture, Stmt, placeholders};
+use crate::backend::{Arg, Backend, BoxFuture, Completion, Recorded, Stmt, placeholders};
 use crate::rows::{self, NOTIFICATION_COLUMNS};
-use crate::store::{GroupWriter, Recorded, SqlStore, backend_error};
+use crate::store::{GroupWriter, SqlStore, backend_error};
 
 /// Requests per group at most (bounded by SQLite's 32,766 bound parameters:
 /// 13 per notification row, 8 per completion row).
@@ -39,24 +43,24 @@ enum Job {
     Complete(Completion, oneshot::Sender<Result<(), StoreError>>),
 }
 
-struct Completion {
-    id: Uuid,
-    token: Uuid,
-    recorded: Recorded,
-}
-
-/// The handle the store holds; the writer task ends when it is dropped.
+/// The handle the store holds; the writer tasks end when it is dropped.
 pub(crate) struct GroupCommit {
     jobs: mpsc::Sender<Job>,
     completions: bool,
 }
 
+/// The queue the writers share: one of them at a time takes a group.
+type Queue = Arc<Mutex<mpsc::Receiver<Job>>>;
+
 impl GroupCommit {
-    /// Starts the writer task on the current tokio runtime; `completions`
-    /// says whether outcomes are grouped too.
-    pub(crate) fn start<B: Backend>(pool: Pool<B>, completions: bool) -> Self {
+    /// Starts `writers` writer tasks on the current tokio runtime;
+    /// `completions` says whether outcomes are grouped too.
+    pub(crate) fn start<B: Backend>(pool: Pool<B>, completions: bool, writers: usize) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, queue));
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(run(pool.clone(), queue.clone()));
+        }
         GroupCommit { jobs, completions }
     }
 }
@@ -103,25 +107,35 @@ impl GroupWriter for GroupCommit {
     }
 }
 
-async fn run<B: Backend>(pool: Pool<B>, mut queue: mpsc::Receiver<Job>) {
+async fn run<B: Backend>(pool: Pool<B>, queue: Queue) {
     // Completions of a delivery already in the current group wait for the
     // next one, so each delivery appears once per statement.
     let mut carried: Vec<Job> = Vec::new();
     loop {
         let mut jobs = std::mem::take(&mut carried);
-        if jobs.is_empty() {
+        // While one writer gathers, the others write their groups. A writer
+        // with carried jobs must not wait for the queue: another writer may
+        // hold it while waiting for requests that only come once the
+        // carried ones are answered.
+        let gathering = if jobs.is_empty() {
+            let mut queue = queue.clone().lock_owned().await;
             match queue.recv().await {
                 Some(job) => jobs.push(job),
                 None => return,
             }
-            // Let callers that are ready right now join this group (a
-            // burst of completions arrives one task at a time).
+            // Let callers that are ready right now join this group (a burst
+            // of completions arrives one task at a time).
             tokio::task::yield_now().await;
-        }
-        while jobs.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
+            Some(queue)
+        } else {
+            queue.clone().try_lock_owned().ok()
+        };
+        if let Some(mut queue) = gathering {
+            while jobs.len() < MAX_GROUP {
+                match queue.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
             }
         }
         let mut enqueues = Vec::new();
@@ -157,9 +171,15 @@ async fn write_group<B: Backend>(
     let news: Vec<&NewNotification> = enqueues.iter().map(|(n, _)| n).collect();
     let completions: Vec<&Completion> = completes.iter().map(|(c, _)| c).collect();
     let grouped = async {
+        if news.is_empty() {
+            // One statement commits on its own: no BEGIN / COMMIT round trips.
+            let mut conn = pool.acquire().await?;
+            let completed = B::complete_all(&mut conn, &completions).await?;
+            return Ok((Vec::new(), completed));
+        }
         let mut tx = B::begin_write(pool).await?;
         let enqueued = enqueue_all::<B>(&mut tx, &news).await?;
-        let completed = complete_all::<B>(&mut tx, &completions).await?;
+        let completed = B::complete_all(&mut tx, &completions).await?;
         tx.commit().await?;
         Ok::<_, sqlx::Error>((enqueued, completed))
     };
@@ -301,54 +321,11 @@ async fn enqueue_all<B: Backend>(
     Ok(results)
 }
 
-/// Records the outcomes with one `UPDATE … FROM (VALUES …)`, each only under
-/// its current token; returns the deliveries it updated.
-async fn complete_all<B: Backend>(
-    conn: &mut B::Connection,
-    completions: &[&Completion],
-) -> Result<HashSet<Uuid>, sqlx::Error> {
-    if completions.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let row = format!("({})", placeholders(8));
-    let mut stmt = Stmt::new(
-        B::DIALECT,
-        &format!(
-            "UPDATE clarion_deliveries SET status = v.column3, attempts = attempts + 1, \
-             next_attempt_at = v.column4, lease_until = NULL, lease_token = NULL, \
-             last_error = COALESCE(v.column5, last_error), sent_at = v.column6, \
-             receipt = v.column7, updated_at = v.column8 \
-             FROM (VALUES {}) AS v \
-             WHERE clarion_deliveries.id = v.column1 AND clarion_deliveries.status = 'in_flight' \
-             AND clarion_deliveries.lease_token = v.column2 RETURNING id",
-            vec![row.as_str(); completions.len()].join(", ")
-        ),
-    );
-    for c in completions {
-        let r = &c.recorded;
-        stmt.args.extend([
-            Arg::Uuid(c.id),
-            Arg::Uuid(c.token),
-            Arg::Text(r.status.to_owned()),
-            Arg::OptTime(r.next),
-            Arg::OptText(r.error.clone()),
-            Arg::OptTime(r.sent_at),
-            Arg::OptText(r.receipt.clone()),
-            Arg::Time(r.at),
-        ]);
-    }
-    B::fetch(conn, stmt)
-        .await?
-        .iter()
-        .map(|row| B::get_uuid(row, "id"))
-        .collect()
-}
-
 impl<B: Backend> SqlStore<B> {
     /// Routes `enqueue` (and `complete` if `completions`) through a
     /// group-committing writer.
-    pub(crate) fn with_group_commit(mut self, completions: bool) -> Self {
-        let writer = GroupCommit::start(self.write.clone(), completions);
+    pub(crate) fn with_group_commit(mut self, completions: bool, writers: usize) -> Self {
+        let writer = GroupCommit::start(self.write.clone(), completions, writers);
         self.group = Some(std::sync::Arc::new(writer));
         self
     }

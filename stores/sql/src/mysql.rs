@@ -141,7 +141,7 @@ impl Backend for MySql {
 
     fn migrate(pool: &sqlx::Pool<Self>) -> BoxFuture<'_, Result<(), sqlx::migrate::MigrateError>> {
         Box::pin(async move {
-            common::migrator(include_str!("../migrations/mysql/0001_init.sql"))
+            common::migrator(&[("init", include_str!("../migrations/mysql/0001_init.sql"))])
                 .run(pool)
                 .await
         })

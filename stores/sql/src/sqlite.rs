@@ -107,9 +107,15 @@ impl Backend for Sqlite {
 
     fn migrate(pool: &sqlx::Pool<Self>) -> BoxFuture<'_, Result<(), sqlx::migrate::MigrateError>> {
         Box::pin(async move {
-            common::migrator(include_str!("../migrations/sqlite/0001_init.sql"))
-                .run(pool)
-                .await
+            common::migrator(&[
+                ("init", include_str!("../migrations/sqlite/0001_init.sql")),
+                (
+                    "dead_index",
+                    include_str!("../migrations/sqlite/0002_dead_index.sql"),
+                ),
+            ])
+            .run(pool)
+            .await
         })
     }
 
@@ -176,7 +182,8 @@ impl SqlStore<Sqlite> {
         if migrate {
             store.migrate().await?;
         }
-        Ok(store.with_group_commit(true))
+        // One writer: SQLite has one write connection anyway.
+        Ok(store.with_group_commit(true, 1))
     }
 
     fn name() -> &'static str {

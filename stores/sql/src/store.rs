@@ -17,7 +17,7 @@ use clarion_core::store::*;
 use sqlx::Pool;
 use uuid::Uuid;
 
-use crate::backend::{Arg, Backend, BoxFuture, ClaimQuery, Claimed, Stmt, placeholders};
+use crate::backend::{Arg, Backend, BoxFuture, ClaimQuery, Claimed, Recorded, Stmt, placeholders};
 use crate::rows::{self, DELIVERY_COLUMNS, NOTIFICATION_COLUMNS};
 
 /// Longest owner, dedup key, channel name, subject id or name a store accepts
@@ -200,22 +200,6 @@ pub(crate) fn detail(text: String) -> String {
         end -= 1;
     }
     format!("{}{MARK}", &text[..end])
-}
-
-/// An [`Outcome`] as the columns it writes.
-pub(crate) struct Recorded {
-    /// The new status.
-    pub status: &'static str,
-    /// When to try again (retry only).
-    pub next: Option<DateTime<Utc>>,
-    /// Why it failed (kept as is when `None`).
-    pub error: Option<String>,
-    /// When it was sent.
-    pub sent_at: Option<DateTime<Utc>>,
-    /// The peer's answer.
-    pub receipt: Option<String>,
-    /// When the attempt ended.
-    pub at: DateTime<Utc>,
 }
 
 impl From<Outcome> for Recorded {
@@ -547,28 +531,36 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
             return Ok(Vec::new());
         }
         claimed.sort_by_key(|c| (c.due, c.id));
-        let mut ids: Vec<Uuid> = claimed.iter().map(|c| c.notification_id).collect();
+        let mut ids: Vec<Uuid> = claimed
+            .iter()
+            .filter(|c| c.notification.is_none())
+            .map(|c| c.notification_id)
+            .collect();
         ids.sort_unstable();
         ids.dedup();
-        let notifications = self.notifications_by_id(&ids).await?;
+        let notifications = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.notifications_by_id(&ids).await?
+        };
         claimed
             .into_iter()
-            .map(|c| {
-                let notification =
-                    notifications
-                        .get(&c.notification_id)
-                        .cloned()
-                        .ok_or_else(|| {
-                            StoreError::backend(
-                                format!(
-                                    "{}: delivery {} refers to a missing notification {}",
-                                    B::LABEL,
-                                    c.id,
-                                    c.notification_id
-                                ),
-                                false,
-                            )
-                        })?;
+            .map(|mut c| {
+                let notification = c
+                    .notification
+                    .take()
+                    .or_else(|| notifications.get(&c.notification_id).cloned())
+                    .ok_or_else(|| {
+                        StoreError::backend(
+                            format!(
+                                "{}: delivery {} refers to a missing notification {}",
+                                B::LABEL,
+                                c.id,
+                                c.notification_id
+                            ),
+                            false,
+                        )
+                    })?;
                 Ok(Claim {
                     delivery: Delivery {
                         id: c.id,
@@ -665,9 +657,12 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
     ) -> Result<Page<DeliveryRecord>, StoreError> {
         let mut conditions = Vec::new();
         let mut args = Vec::new();
-        if let Some(status) = filter.status {
-            conditions.push("status = ?");
-            args.push(Arg::Text(status.as_str().to_owned()));
+        let status;
+        if let Some(wanted) = filter.status {
+            // A literal, so that SQLite can use the partial index on dead
+            // deliveries (it cannot match a bound parameter against it).
+            status = format!("status = '{}'", wanted.as_str());
+            conditions.push(status.as_str());
         }
         if let Some(channel) = &filter.channel {
             conditions.push("channel = ?");

@@ -4,66 +4,12 @@
 
 mod common;
 
-mod conformance {
-    clarion_testkit::store_conformance_tests!(crate::common::mysql());
-}
-
-/// Not a test: the entry point of the child worker processes.
-#[test]
-fn chaos_child_entry() {
-    if std::env::var(common::chaos::ROLE).is_err() {
-        return;
-    }
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(common::chaos::child_main());
-}
-
-#[tokio::test]
-async fn outbox_commits_with_the_transaction() {
-    common::outbox::outbox_commits_with_the_transaction(&common::mysql().await.store).await;
-}
-
-#[tokio::test]
-async fn outbox_rolls_back_with_the_transaction() {
-    common::outbox::outbox_rolls_back_with_the_transaction(&common::mysql().await.store).await;
-}
-
-#[tokio::test]
-async fn outbox_duplicate_keeps_the_transaction_usable() {
-    common::outbox::outbox_duplicate_keeps_the_transaction_usable(&common::mysql().await.store)
-        .await;
-}
-
-#[tokio::test]
-async fn emit_in_commits_and_wake_delivers() {
-    common::emit_in::emit_in_commits_and_wake_delivers(&common::mysql().await.store).await;
-}
-
-#[tokio::test]
-async fn emit_in_rolls_back_with_the_transaction() {
-    common::emit_in::emit_in_rolls_back_with_the_transaction(&common::mysql().await.store).await;
-}
-
-#[tokio::test]
-async fn emit_in_duplicate_invalid_and_unrouted() {
-    common::emit_in::emit_in_duplicate_invalid_and_unrouted(&common::mysql().await.store).await;
-}
-
-#[tokio::test]
-async fn oversized_and_nul_input_is_invalid() {
-    common::outbox::oversized_and_nul_input_is_invalid(&common::mysql().await.store).await;
-}
-
-#[tokio::test]
-async fn purge_in_bounded_batches() {
-    common::outbox::purge_in_bounded_batches(&common::mysql().await.store).await;
-}
+common::sql_store_tests!(crate::common::mysql);
 
 #[tokio::test]
 async fn three_dispatcher_processes_deliver_each_exactly_once() {
     let db = common::mysql().await;
-    common::chaos::many_instances(&db.url, &db.store, 10_000).await;
+    common::chaos::many_instances(&db.url, 10_000).await;
 }
 
 #[tokio::test]

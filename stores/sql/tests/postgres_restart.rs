@@ -7,17 +7,6 @@ mod common;
 
 use std::time::Duration;
 
-/// Not a test: the entry point of the child worker process.
-#[test]
-fn chaos_child_entry() {
-    if std::env::var(common::chaos::ROLE).is_err() {
-        return;
-    }
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(common::chaos::child_main());
-}
-
 fn restart_postgres() {
     let version = std::fs::read_dir("/etc/postgresql")
         .expect("a Debian PostgreSQL cluster under /etc/postgresql")
@@ -44,7 +33,7 @@ async fn dispatcher_survives_a_postgres_restart() {
     let db = common::postgres().await;
     let receiver = common::chaos::Receiver::start().await;
     let events = 3_000;
-    let mut child = common::chaos::spawn_child(&db.url, &receiver, events, 5);
+    let mut child = common::chaos::spawn_child(&db.url, &receiver, events, 5, true);
     common::chaos::wait_received(&mut child, &receiver, 500, Duration::from_secs(120)).await;
     let at_restart = receiver.received();
     tokio::task::spawn_blocking(restart_postgres).await.unwrap();

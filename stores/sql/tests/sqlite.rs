@@ -4,61 +4,7 @@
 
 mod common;
 
-mod conformance {
-    clarion_testkit::store_conformance_tests!(crate::common::sqlite());
-}
-
-/// Not a test: the entry point of the child worker processes.
-#[test]
-fn chaos_child_entry() {
-    if std::env::var(common::chaos::ROLE).is_err() {
-        return;
-    }
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(common::chaos::child_main());
-}
-
-#[tokio::test]
-async fn outbox_commits_with_the_transaction() {
-    common::outbox::outbox_commits_with_the_transaction(&common::sqlite().await.store).await;
-}
-
-#[tokio::test]
-async fn outbox_rolls_back_with_the_transaction() {
-    common::outbox::outbox_rolls_back_with_the_transaction(&common::sqlite().await.store).await;
-}
-
-#[tokio::test]
-async fn outbox_duplicate_keeps_the_transaction_usable() {
-    common::outbox::outbox_duplicate_keeps_the_transaction_usable(&common::sqlite().await.store)
-        .await;
-}
-
-#[tokio::test]
-async fn emit_in_commits_and_wake_delivers() {
-    common::emit_in::emit_in_commits_and_wake_delivers(&common::sqlite().await.store).await;
-}
-
-#[tokio::test]
-async fn emit_in_rolls_back_with_the_transaction() {
-    common::emit_in::emit_in_rolls_back_with_the_transaction(&common::sqlite().await.store).await;
-}
-
-#[tokio::test]
-async fn emit_in_duplicate_invalid_and_unrouted() {
-    common::emit_in::emit_in_duplicate_invalid_and_unrouted(&common::sqlite().await.store).await;
-}
-
-#[tokio::test]
-async fn oversized_and_nul_input_is_invalid() {
-    common::outbox::oversized_and_nul_input_is_invalid(&common::sqlite().await.store).await;
-}
-
-#[tokio::test]
-async fn purge_in_bounded_batches() {
-    common::outbox::purge_in_bounded_batches(&common::sqlite().await.store).await;
-}
+common::sql_store_tests!(crate::common::sqlite);
 
 #[tokio::test]
 async fn crash_with_sigkill_mid_run_loses_nothing() {

@@ -1,24 +1,19 @@
-//! Real processes against real databases: a child process (this very test
-//! binary, re-run with `CLARION_CHAOS_*` set) emits and dispatches through a
-//! `Notifier` on a SQL store to a local HTTP receiver, which counts every
-//! idempotency key it is sent.
+//! Real processes against real databases: a child process (the
+//! `clarion-chaos-worker` binary of this crate, `src/bin/chaos_worker.rs`)
+//! emits and dispatches through a `Notifier` on a SQL store to a local HTTP
+//! receiver, which counts every idempotency key it is sent.
 
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use clarion_core::config::{Config, RouteConfig};
-use clarion_core::event::{KeyEvent, ObjectType, RotationSuccess, Subject};
-use clarion_core::notifier::Notifier;
-use clarion_core::store::{DeliveryStatus, NotificationsStore, StoreError};
-use clarion_core::{Channel, Delivery, DeliveryError, EmitError, Receipt};
+use clarion_core::store::DeliveryStatus;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-/// The env var that turns the test binary into a worker.
-pub const ROLE: &str = "CLARION_CHAOS_STORE_URL";
+/// The worker binary; cargo builds it for this crate's integration tests.
+const WORKER: Option<&str> = option_env!("CARGO_BIN_EXE_clarion-chaos-worker");
 
 // ------------------------------------------------------------------ receiver
 
@@ -103,149 +98,25 @@ async fn serve(socket: TcpStream, seen: Arc<Mutex<HashMap<String, u32>>>) -> std
         .await
 }
 
-// ------------------------------------------------------------------ child
-
-/// POSTs each delivery to the receiver, one connection per attempt.
-#[derive(Debug)]
-struct HttpChannel {
-    addr: String,
-}
-
-#[async_trait]
-impl Channel for HttpChannel {
-    async fn deliver(&self, delivery: &Delivery) -> Result<Receipt, DeliveryError> {
-        let fail = |e: std::io::Error| DeliveryError::retryable(e.to_string());
-        let mut socket = TcpStream::connect(&self.addr).await.map_err(fail)?;
-        let body = serde_json::to_vec(&delivery.notification).expect("JSON");
-        let head = format!(
-            "POST /hook HTTP/1.1\r\nHost: receiver\r\nIdempotency-Key: {}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            delivery.idempotency_key(),
-            body.len()
-        );
-        socket.write_all(head.as_bytes()).await.map_err(fail)?;
-        socket.write_all(&body).await.map_err(fail)?;
-        let mut answer = String::new();
-        socket.read_to_string(&mut answer).await.map_err(fail)?;
-        if answer.starts_with("HTTP/1.1 200") {
-            Ok(Receipt::new("200"))
-        } else {
-            Err(DeliveryError::retryable(format!(
-                "receiver answered {answer:?}"
-            )))
-        }
-    }
-}
-
-/// An event with a stable dedup key, so a restarted child re-emits safely.
-pub fn event(i: usize) -> KeyEvent {
-    KeyEvent::rotation_success(
-        Subject::new(format!("key-{i}"), ObjectType::SymmetricKey),
-        RotationSuccess {
-            old_id: "v1".into(),
-            new_id: "v2".into(),
-            next_rotation: None,
-        },
-    )
-    .with_owner("ops")
-    .with_dedup_key(format!("chaos-{i}"))
-}
-
-/// Pending plus in-flight deliveries.
-pub async fn open_work(store: &dyn NotificationsStore) -> Result<u64, StoreError> {
-    Ok(store
-        .counts()
-        .await?
-        .iter()
-        .filter(|c| !c.status.is_final())
-        .map(|c| c.count)
-        .sum())
-}
-
-/// The child: emits `CLARION_CHAOS_EVENTS` events (skipping those already
-/// stored), dispatches until nothing is pending or in flight, exits.
-pub async fn child_main() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("warn,clarion=info")
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .try_init();
-    let url = std::env::var(ROLE).unwrap();
-    let receiver = std::env::var("CLARION_CHAOS_RECEIVER").unwrap();
-    let events: usize = std::env::var("CLARION_CHAOS_EVENTS")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let lease: u64 = std::env::var("CLARION_CHAOS_LEASE_SECS")
-        .map(|s| s.parse().unwrap())
-        .unwrap_or(30);
-    let store = loop {
-        match clarion_sql::open(&url, &Default::default()).await {
-            Ok(store) => break store,
-            Err(e) => {
-                eprintln!("child: opening the store failed ({e}); retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
-    let mut config = Config::default();
-    config.add_route(RouteConfig::to(["hook"]));
-    config.delivery.lease = Duration::from_secs(lease);
-    config.delivery.concurrency = 32;
-    config.delivery.per_channel_concurrency = 32;
-    config.delivery.poll_interval = Duration::from_millis(50);
-    config.delivery.timeout = Duration::from_secs(lease.div_ceil(2).min(5));
-    let notifier = Notifier::builder()
-        .config(config)
-        .shared_store(store.clone())
-        .channel("hook", HttpChannel { addr: receiver })
-        .build()
-        .expect("notifier");
-    let running = notifier.start();
-    for i in 0..events {
-        loop {
-            match notifier.emit(&event(i)).await {
-                Ok(_) => break,
-                Err(EmitError::Store(e)) => {
-                    eprintln!("child: emit {i} failed ({e}); retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => panic!("emit {i}: {e}"),
-            }
-        }
-    }
-    eprintln!("child: all {events} events stored");
-    loop {
-        match open_work(store.as_ref()).await {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => eprintln!("child: counting failed ({e}); retrying"),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let report = running.shutdown(Duration::from_secs(5)).await;
-    eprintln!("child: done ({report:?})");
-}
-
-/// Starts a child worker process.
+/// Starts a child worker process that emits `events` events and, if
+/// `dispatch`, delivers until no work is left.
 pub fn spawn_child(
     url: &str,
     receiver: &Receiver,
     events: usize,
     lease_secs: u64,
+    dispatch: bool,
 ) -> tokio::process::Child {
-    let exe = std::env::current_exe().expect("test binary");
+    let exe = WORKER.expect(
+        "the clarion-chaos-worker binary is not built: enable clarion-sql's `chaos-worker` \
+         feature (on by default)",
+    );
     tokio::process::Command::new(exe)
-        .args([
-            "--exact",
-            "chaos_child_entry",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE, url)
+        .env("CLARION_CHAOS_STORE_URL", url)
         .env("CLARION_CHAOS_RECEIVER", &receiver.addr)
         .env("CLARION_CHAOS_EVENTS", events.to_string())
         .env("CLARION_CHAOS_LEASE_SECS", lease_secs.to_string())
+        .env("CLARION_CHAOS_DISPATCH", if dispatch { "1" } else { "0" })
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
@@ -291,7 +162,7 @@ pub async fn wait_received(
 /// delivery arrives, duplicates at most what was in flight.
 pub async fn crash_and_restart(url: &str, events: usize) {
     let receiver = Receiver::start().await;
-    let mut child = spawn_child(url, &receiver, events, 2);
+    let mut child = spawn_child(url, &receiver, events, 2, true);
     wait_received(
         &mut child,
         &receiver,
@@ -303,7 +174,7 @@ pub async fn crash_and_restart(url: &str, events: usize) {
     let at_kill = receiver.received();
     eprintln!("killed the child after {at_kill} deliveries");
     finish(
-        spawn_child(url, &receiver, events, 2),
+        spawn_child(url, &receiver, events, 2, true),
         Duration::from_secs(300),
     )
     .await;
@@ -320,35 +191,28 @@ pub async fn crash_and_restart(url: &str, events: usize) {
         "{duplicates} duplicates: more than were in flight"
     );
     let store = clarion_sql::open(url, &Default::default()).await.unwrap();
-    assert_eq!(open_work(store.as_ref()).await.unwrap(), 0);
-    let sent: u64 = store
-        .counts()
-        .await
-        .unwrap()
-        .iter()
-        .filter(|c| c.status == DeliveryStatus::Sent)
-        .map(|c| c.count)
-        .sum();
-    assert_eq!(sent, events as u64);
+    let counts = store.counts().await.unwrap();
+    assert!(
+        counts.iter().all(|c| c.status == DeliveryStatus::Sent),
+        "every delivery is recorded as sent: {counts:?}"
+    );
+    assert_eq!(counts.iter().map(|c| c.count).sum::<u64>(), events as u64);
 }
 
-/// Many instances: three children share one database and 10,000 deliveries;
-/// each is delivered exactly once.
-pub async fn many_instances(url: &str, store: &dyn NotificationsStore, deliveries: usize) {
-    use clarion_core::notification::Notification;
-    use clarion_core::store::NewNotification;
+/// Many instances: one child stores 10,000 events (one delivery each), then
+/// three children share the database and deliver them; each is delivered
+/// exactly once.
+pub async fn many_instances(url: &str, deliveries: usize) {
     let receiver = Receiver::start().await;
-    let now = chrono::Utc::now();
-    for i in 0..deliveries {
-        store
-            .enqueue(NewNotification {
-                notification: Notification::new(event(i), now),
-                channels: vec!["hook".into()],
-            })
-            .await
-            .expect("enqueue");
-    }
-    let children: Vec<_> = (0..3).map(|_| spawn_child(url, &receiver, 0, 30)).collect();
+    finish(
+        spawn_child(url, &receiver, deliveries, 30, false),
+        Duration::from_secs(300),
+    )
+    .await;
+    assert_eq!(receiver.received(), 0, "the emitting child only stores");
+    let children: Vec<_> = (0..3)
+        .map(|_| spawn_child(url, &receiver, 0, 30, true))
+        .collect();
     for child in children {
         finish(child, Duration::from_secs(300)).await;
     }

@@ -9,6 +9,61 @@ pub mod chaos;
 pub mod emit_in;
 pub mod outbox;
 
+/// The tests every SQL store runs, on `$open` (a path to a function making a
+/// fresh `Isolated` store, e.g. `crate::common::sqlite`): the store
+/// conformance suite and the transactional outbox cases.
+#[allow(unused_macros)] // not by every test binary
+macro_rules! sql_store_tests {
+    ($open:path) => {
+        mod conformance {
+            clarion_testkit::store_conformance_tests!($open());
+        }
+
+        #[tokio::test]
+        async fn outbox_commits_with_the_transaction() {
+            common::outbox::outbox_commits_with_the_transaction(&$open().await.store).await;
+        }
+
+        #[tokio::test]
+        async fn outbox_rolls_back_with_the_transaction() {
+            common::outbox::outbox_rolls_back_with_the_transaction(&$open().await.store).await;
+        }
+
+        #[tokio::test]
+        async fn outbox_duplicate_keeps_the_transaction_usable() {
+            common::outbox::outbox_duplicate_keeps_the_transaction_usable(&$open().await.store)
+                .await;
+        }
+
+        #[tokio::test]
+        async fn emit_in_commits_and_wake_delivers() {
+            common::emit_in::emit_in_commits_and_wake_delivers(&$open().await.store).await;
+        }
+
+        #[tokio::test]
+        async fn emit_in_rolls_back_with_the_transaction() {
+            common::emit_in::emit_in_rolls_back_with_the_transaction(&$open().await.store).await;
+        }
+
+        #[tokio::test]
+        async fn emit_in_duplicate_invalid_and_unrouted() {
+            common::emit_in::emit_in_duplicate_invalid_and_unrouted(&$open().await.store).await;
+        }
+
+        #[tokio::test]
+        async fn oversized_and_nul_input_is_invalid() {
+            common::outbox::oversized_and_nul_input_is_invalid(&$open().await.store).await;
+        }
+
+        #[tokio::test]
+        async fn purge_in_bounded_batches() {
+            common::outbox::purge_in_bounded_batches(&$open().await.store).await;
+        }
+    };
+}
+#[allow(unused_imports)] // not by every test binary
+pub(crate) use sql_store_tests;
+
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -7,11 +7,12 @@ use clarion_core::store::*;
 use clarion_sql::SqlStore;
 use clarion_sql::backend::{Backend, Stmt};
 
-use super::chaos::event;
-
+/// Event `i`, with the dedup key `outbox-{i}` (the same `i` is a duplicate).
 fn new(i: usize) -> NewNotification {
+    let event = clarion_testkit::events::success(&format!("key-{i}"), "ops")
+        .with_dedup_key(format!("outbox-{i}"));
     NewNotification {
-        notification: Notification::new(event(i), Utc::now()),
+        notification: Notification::new(event, Utc::now()),
         channels: vec!["hook".into(), "mail".into()],
     }
 }
