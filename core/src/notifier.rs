@@ -484,12 +484,20 @@ impl RunningNotifier {
     }
 
     /// Stops claiming, waits up to `grace` for in-flight attempts, stops the
-    /// watcher, and reports what is left.
+    /// watcher and upkeep, and reports what is left.
     pub async fn shutdown(self, grace: Duration) -> ShutdownReport {
-        let _ = self.stop.send(Some(Instant::now() + grace));
+        let deadline = Instant::now() + grace;
+        let _ = self.stop.send(Some(deadline));
         let drain = self.dispatcher.await.unwrap_or_default();
-        for task in self.background {
-            task.abort();
+        // The watcher and upkeep return at the stop signal once the round
+        // they are in is done. Aborting them mid-round would drop a store
+        // transaction (a purge batch) whose rollback sqlx only sends when the
+        // connection is next used: until then the server keeps its locks.
+        // So they get the rest of `grace`, and are aborted only after it.
+        for mut task in self.background {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+            }
         }
         let pending = match self.notifier.inner.store.counts().await {
             Ok(counts) => counts

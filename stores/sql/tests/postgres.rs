@@ -26,3 +26,48 @@ async fn open_selects_the_store_by_url() {
         .unwrap();
     assert_eq!(store.counts().await.unwrap(), vec![]);
 }
+
+/// A notifier shut down right after it started leaves no transaction open:
+/// its upkeep purges at once, and a purge cut off mid-transaction keeps its
+/// locks until sqlx sends the queued rollback on the connection's next use
+/// (a `DROP SCHEMA` or a migration elsewhere would wait on them). The check
+/// runs on another thread while this runtime is blocked, as a test's cleanup
+/// in `Drop` does, so nothing gets the chance to flush such a rollback.
+#[tokio::test]
+async fn shutdown_leaves_no_transaction_open() {
+    use clarion_core::notifier::Notifier;
+    let (schema, options) = common::postgres_schema().await;
+    let app = format!("clarion-shutdown-{schema}");
+    let store = clarion_sql::PostgresStore::connect_with(options.application_name(&app), true)
+        .await
+        .unwrap();
+    for round in 0..50 {
+        let notifier = Notifier::builder().store(store.clone()).build().unwrap();
+        let running = notifier.start();
+        tokio::task::yield_now().await;
+        running.shutdown(std::time::Duration::from_secs(5)).await;
+        let app = app.clone();
+        let open = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    let mut admin = common::postgres_admin().await;
+                    sqlx::query_scalar::<_, i64>(
+                        "SELECT COUNT(*) FROM pg_stat_activity \
+                         WHERE application_name = $1 AND state LIKE 'idle in transaction%'",
+                    )
+                    .bind(&app)
+                    .fetch_one(&mut admin)
+                    .await
+                    .unwrap()
+                })
+        })
+        .join()
+        .unwrap();
+        assert_eq!(open, 0, "round {round}: a transaction was left open");
+    }
+    store.close().await;
+    common::drop_postgres_schema(schema);
+}
