@@ -19,10 +19,10 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
+use crate::{Noop, until_sent};
 use chrono::Utc;
 use clarion::config::Config;
 use clarion::event::{KeyEvent, ObjectType, RotationSuccess, Subject};
@@ -31,8 +31,7 @@ use clarion::sql::SqlStore;
 use clarion::sql::backend::{Backend, Stmt};
 use clarion::sql::sqlx::{self, Connection, Executor};
 use clarion::store::*;
-use clarion::{Channel, Delivery, DeliveryError, Notifier, Receipt};
-use tokio::sync::Notify;
+use clarion::{Notifier, Receipt};
 
 /// Runs per throughput figure; the best is reported.
 pub const ROUNDS: usize = 3;
@@ -97,24 +96,6 @@ async fn emit_rate(store: &Arc<dyn NotificationsStore>, tasks: usize, each: usiz
     (tasks * each) as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Counts attempts and wakes the bench at the last one.
-#[derive(Debug)]
-struct Noop {
-    calls: AtomicUsize,
-    target: usize,
-    done: Notify,
-}
-
-#[async_trait]
-impl Channel for Noop {
-    async fn deliver(&self, _: &Delivery) -> Result<Receipt, DeliveryError> {
-        if self.calls.fetch_add(1, Ordering::Relaxed) + 1 == self.target {
-            self.done.notify_one();
-        }
-        Ok(Receipt::default())
-    }
-}
-
 const E2E_CONFIG: &str = r#"
 [store]
 url = "memory://"
@@ -126,17 +107,6 @@ batch_size = 256
 [[routes]]
 channels = ["noop"]
 "#;
-
-async fn sent(store: &dyn NotificationsStore) -> u64 {
-    store
-        .counts()
-        .await
-        .expect("counts")
-        .iter()
-        .filter(|c| c.status == DeliveryStatus::Sent)
-        .map(|c| c.count)
-        .sum()
-}
 
 /// Stores [`E2E_EVENTS`] events (untimed), then times a notifier with a
 /// no-op channel until every delivery is recorded as sent; deliveries/s.
@@ -154,11 +124,7 @@ async fn end_to_end(store: Arc<dyn NotificationsStore>) -> f64 {
     while let Some(done) = set.join_next().await {
         done.expect("filler");
     }
-    let channel = Arc::new(Noop {
-        calls: AtomicUsize::new(0),
-        target: E2E_EVENTS,
-        done: Notify::new(),
-    });
+    let channel = Noop::new(E2E_EVENTS);
     let notifier = Notifier::builder()
         .config(Config::from_toml_str(E2E_CONFIG).expect("bench config"))
         .shared_store(store.clone())
@@ -169,10 +135,7 @@ async fn end_to_end(store: Arc<dyn NotificationsStore>) -> f64 {
     let running = notifier.start();
     let finished = tokio::time::timeout(LIMIT, async {
         channel.done.notified().await;
-        // Outcomes are recorded right after `deliver` returns: wait for the last.
-        while sent(store.as_ref()).await < E2E_EVENTS as u64 {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        until_sent(store.as_ref(), E2E_EVENTS).await;
     })
     .await;
     let elapsed = start.elapsed();

@@ -29,7 +29,6 @@ use clarion::config::Config;
 use clarion::event::{KeyEvent, ObjectType, RotationFailure, Subject};
 use clarion::memory::MemoryStore;
 use clarion::notification::Notification;
-use clarion::store::{DeliveryStatus, OutboxStore};
 use clarion::webhook_channel::{WebhookChannel, WebhookConfig};
 use clarion::{Channel, Delivery, EmitOutcome, Notifier};
 use tokio::sync::Notify;
@@ -294,24 +293,7 @@ channels = ["bench"]
         let started = Instant::now();
         let running = notifier.start();
         self.counter.wait("dispatcher").await;
-        // Each outcome is recorded right after its response: wait for the
-        // last few (counting is O(deliveries), so only once all arrived).
-        let recorded = async {
-            loop {
-                let sent: u64 = store
-                    .counts()
-                    .await
-                    .expect("counts")
-                    .iter()
-                    .filter(|c| c.status == DeliveryStatus::Sent)
-                    .map(|c| c.count)
-                    .sum();
-                if sent as usize == EVENTS {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        };
+        let recorded = crate::until_sent(store.as_ref(), EVENTS);
         tokio::time::timeout(LIMIT, recorded)
             .await
             .expect("every delivery recorded as sent");
