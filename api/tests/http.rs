@@ -16,9 +16,8 @@ use clarion_core::memory::MemoryStore;
 use clarion_core::notifier::{EmitOutcome, Notifier};
 use clarion_core::store::*;
 use clarion_core::{Notification, Receipt};
-use clarion_sql::sqlx;
-use clarion_testkit::events;
 use clarion_testkit::recording::{RecordingChannel, Step};
+use clarion_testkit::{databases, events};
 use http::request::Parts;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -904,11 +903,6 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-/// A name no other test or run uses.
-fn unique_name() -> String {
-    format!("clarion_api_{}", Uuid::now_v7().simple())
-}
-
 async fn memory_store() -> TestStore {
     TestStore {
         store: Arc::new(MemoryStore::new()),
@@ -926,76 +920,31 @@ async fn sqlite_store() -> TestStore {
     }
 }
 
-/// Runs `sql` on a new admin connection to the server at `url`; an
-/// unreachable server fails the test (never a skip) and says how to start it.
-async fn admin<C>(url: &str, sql: String, start: &str) -> Result<(), sqlx::Error>
-where
-    C: sqlx::Connection,
-    for<'c> &'c mut C: sqlx::Executor<'c>,
-{
-    use sqlx::Executor;
-    let mut conn = C::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("{url} is unreachable ({e}); start it with `{start}`"));
-    conn.execute(sqlx::AssertSqlSafe(sql)).await.map(drop)
-}
-
-/// `admin` after the test, from `Drop` (on a thread with its own runtime).
-fn admin_later<C>(url: String, sql: String) -> Option<Box<dyn FnOnce() + Send>>
-where
-    C: sqlx::Connection,
-    for<'c> &'c mut C: sqlx::Executor<'c>,
-{
-    Some(Box::new(move || {
-        let _ = block_on(admin::<C>(&url, sql, "")); // best effort
-    }))
-}
-
-const PG_START: &str = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start";
-const MYSQL_START: &str =
-    "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd";
-
-/// A fresh schema in the PostgreSQL on 127.0.0.1 (`CLARION_TEST_POSTGRES`
-/// overrides the URL), dropped after the test.
+/// A fresh schema in the PostgreSQL test server, dropped after the test.
 async fn postgres_store() -> TestStore {
-    let url = std::env::var("CLARION_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = unique_name();
-    admin::<sqlx::PgConnection>(&url, format!("CREATE SCHEMA {schema}"), PG_START)
-        .await
-        .unwrap();
-    let options = url
-        .parse::<sqlx::postgres::PgConnectOptions>()
-        .unwrap()
-        .options([("search_path", schema.as_str())]);
+    let (schema, options) = databases::create_postgres_schema().await;
     let store = clarion_sql::PostgresStore::connect_with(options, true)
         .await
         .expect("a PostgreSQL store");
     TestStore {
         store: Arc::new(store),
-        cleanup: admin_later::<sqlx::PgConnection>(url, format!("DROP SCHEMA {schema} CASCADE")),
+        cleanup: Some(Box::new(move || {
+            block_on(databases::drop_postgres_schema(&schema))
+        })),
     }
 }
 
-/// A fresh database in the MariaDB on 127.0.0.1 (`CLARION_TEST_MYSQL`
-/// overrides the URL), dropped after the test.
+/// A fresh database in the MariaDB test server, dropped after the test.
 async fn mysql_store() -> TestStore {
-    let url = std::env::var("CLARION_TEST_MYSQL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
-    let database = unique_name();
-    admin::<sqlx::MySqlConnection>(&url, format!("CREATE DATABASE {database}"), MYSQL_START)
-        .await
-        .unwrap();
-    let options = url
-        .parse::<sqlx::mysql::MySqlConnectOptions>()
-        .unwrap()
-        .database(&database);
+    let (database, options) = databases::create_mysql_database().await;
     let store = clarion_sql::MySqlStore::connect_with(options, true)
         .await
         .expect("a MariaDB store");
     TestStore {
         store: Arc::new(store),
-        cleanup: admin_later::<sqlx::MySqlConnection>(url, format!("DROP DATABASE {database}")),
+        cleanup: Some(Box::new(move || {
+            block_on(databases::drop_mysql_database(&database))
+        })),
     }
 }
 

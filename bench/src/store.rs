@@ -17,10 +17,11 @@
 //! database, printed with the spread (slowest–fastest): a neighbour's burst
 //! of CPU lands on one run, not on the figure. Nothing is asserted.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+use clarion_testkit::databases;
 
 use crate::{Noop, until_sent};
 use chrono::Utc;
@@ -29,7 +30,6 @@ use clarion::event::{KeyEvent, ObjectType, RotationSuccess, Subject};
 use clarion::notification::Notification;
 use clarion::sql::SqlStore;
 use clarion::sql::backend::{Backend, Stmt};
-use clarion::sql::sqlx::{self, Connection, Executor};
 use clarion::store::*;
 use clarion::{Notifier, Receipt};
 
@@ -325,23 +325,10 @@ struct Databases {
     mysql_databases: Vec<String>,
 }
 
-fn postgres_url() -> String {
-    std::env::var("CLARION_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn mysql_url() -> String {
-    std::env::var("CLARION_TEST_MYSQL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
-}
-
-fn fresh_name() -> String {
-    format!("clarion_bench_{}", uuid::Uuid::now_v7().simple())
-}
-
 impl Databases {
     async fn sqlite(&mut self) -> clarion::sql::SqliteStore {
-        let path = std::env::temp_dir().join(format!("{}.db", fresh_name()));
+        let path =
+            std::env::temp_dir().join(format!("{}.db", databases::unique_name("clarion_bench")));
         self.sqlite_files.push(path.clone());
         clarion::sql::SqliteStore::open(
             &format!("sqlite://{}", path.display()),
@@ -352,38 +339,16 @@ impl Databases {
     }
 
     async fn postgres(&mut self) -> clarion::sql::PostgresStore {
-        let url = postgres_url();
-        let schema = fresh_name();
-        let mut admin = sqlx::PgConnection::connect(&url)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}"));
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .await
-            .expect("create a schema");
-        self.postgres_schemas.push(schema.clone());
-        let options = sqlx::postgres::PgConnectOptions::from_str(&url)
-            .expect("PostgreSQL URL")
-            .options([("search_path", schema.as_str())]);
+        let (schema, options) = databases::create_postgres_schema().await;
+        self.postgres_schemas.push(schema);
         clarion::sql::PostgresStore::connect_with(options, true)
             .await
             .expect("open PostgreSQL")
     }
 
     async fn mysql(&mut self) -> clarion::sql::MySqlStore {
-        let url = mysql_url();
-        let database = fresh_name();
-        let mut admin = sqlx::MySqlConnection::connect(&url)
-            .await
-            .unwrap_or_else(|e| panic!("MariaDB at {url}: {e}"));
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
-            .await
-            .expect("create a database");
-        self.mysql_databases.push(database.clone());
-        let options = sqlx::mysql::MySqlConnectOptions::from_str(&url)
-            .expect("MySQL URL")
-            .database(&database);
+        let (database, options) = databases::create_mysql_database().await;
+        self.mysql_databases.push(database);
         clarion::sql::MySqlStore::connect_with(options, true)
             .await
             .expect("open MariaDB")
@@ -395,21 +360,11 @@ impl Databases {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
             }
         }
-        if !self.postgres_schemas.is_empty()
-            && let Ok(mut admin) = sqlx::PgConnection::connect(&postgres_url()).await
-        {
-            for schema in self.postgres_schemas {
-                let drop = format!("DROP SCHEMA {schema} CASCADE");
-                let _ = admin.execute(sqlx::AssertSqlSafe(drop)).await;
-            }
+        for schema in self.postgres_schemas {
+            databases::drop_postgres_schema(&schema).await;
         }
-        if !self.mysql_databases.is_empty()
-            && let Ok(mut admin) = sqlx::MySqlConnection::connect(&mysql_url()).await
-        {
-            for database in self.mysql_databases {
-                let drop = format!("DROP DATABASE {database}");
-                let _ = admin.execute(sqlx::AssertSqlSafe(drop)).await;
-            }
+        for database in self.mysql_databases {
+            databases::drop_mysql_database(&database).await;
         }
     }
 }

@@ -10,9 +10,13 @@
 //! - [`events`]: sample events.
 //! - `servers` (feature `servers`): real local peers — an SMTP server
 //!   (aiosmtpd, installed with pip on first use) and an HTTP receiver.
+//! - `databases` (feature `databases`): a fresh PostgreSQL schema or MariaDB
+//!   database per test, on the servers on 127.0.0.1.
 
 pub mod channel_suite;
 pub mod counting;
+#[cfg(feature = "databases")]
+pub mod databases;
 pub mod events;
 pub mod recording;
 #[cfg(feature = "servers")]

@@ -36,7 +36,7 @@ async fn open_selects_the_store_by_url() {
 #[tokio::test]
 async fn shutdown_leaves_no_transaction_open() {
     use clarion_core::notifier::Notifier;
-    let (schema, options) = common::postgres_schema().await;
+    let (schema, options) = clarion_testkit::databases::create_postgres_schema().await;
     let app = format!("clarion-shutdown-{schema}");
     let store = clarion_sql::PostgresStore::connect_with(options.application_name(&app), true)
         .await
@@ -53,7 +53,7 @@ async fn shutdown_leaves_no_transaction_open() {
                 .build()
                 .unwrap()
                 .block_on(async {
-                    let mut admin = common::postgres_admin().await;
+                    let mut admin = clarion_testkit::databases::postgres_admin().await;
                     sqlx::query_scalar::<_, i64>(
                         "SELECT COUNT(*) FROM pg_stat_activity \
                          WHERE application_name = $1 AND state LIKE 'idle in transaction%'",

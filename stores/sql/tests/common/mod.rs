@@ -65,41 +65,13 @@ macro_rules! sql_store_tests {
 pub(crate) use sql_store_tests;
 
 use std::path::PathBuf;
-use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use clarion_core::notification::Notification;
 use clarion_core::store::*;
+use clarion_testkit::databases::{self, mysql_url, postgres_url, unique_name};
 use uuid::Uuid;
-
-/// Where the PostgreSQL server is (override with `CLARION_TEST_POSTGRES`).
-pub fn postgres_url() -> String {
-    std::env::var("CLARION_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// Where the MariaDB server is (override with `CLARION_TEST_MYSQL`).
-pub fn mysql_url() -> String {
-    std::env::var("CLARION_TEST_MYSQL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
-}
-
-const PG_HINT: &str = "start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` \
-     (trust auth, user postgres, database test), or point CLARION_TEST_POSTGRES at one";
-const MYSQL_HINT: &str = "start it with `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd` \
-     (root, empty password, database test), or point CLARION_TEST_MYSQL at one";
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{prefix}_{}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed),
-        &Uuid::now_v7().simple().to_string()[24..]
-    )
-}
 
 /// A store plus what removes its database when it is dropped.
 pub struct Isolated<S> {
@@ -139,7 +111,7 @@ fn blocking<F: std::future::Future<Output = ()> + Send + 'static>(f: F) {
 // ------------------------------------------------------------------ SQLite
 
 pub fn sqlite_path() -> PathBuf {
-    std::env::temp_dir().join(format!("{}.db", unique("clarion_test")))
+    std::env::temp_dir().join(format!("{}.db", unique_name("clarion_test")))
 }
 
 pub async fn sqlite() -> Isolated<clarion_sql::SqliteStore> {
@@ -161,39 +133,8 @@ pub async fn sqlite() -> Isolated<clarion_sql::SqliteStore> {
 
 // ------------------------------------------------------------------ PostgreSQL
 
-/// An admin connection to the test database, or a failure that says how to
-/// start the server.
-pub async fn postgres_admin() -> sqlx::PgConnection {
-    use sqlx::Connection;
-    let url = postgres_url();
-    sqlx::PgConnection::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {url} is unreachable ({e}): {PG_HINT}"))
-}
-
-/// A fresh schema; the URL-level options that select it.
-pub async fn postgres_schema() -> (String, sqlx::postgres::PgConnectOptions) {
-    use sqlx::Executor;
-    let schema = unique("clarion_t");
-    let mut admin = postgres_admin().await;
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .await
-        .expect("create a test schema");
-    let options = sqlx::postgres::PgConnectOptions::from_str(&postgres_url())
-        .expect("PostgreSQL URL")
-        .options([("search_path", schema.as_str())]);
-    (schema, options)
-}
-
 pub fn drop_postgres_schema(schema: String) {
-    blocking(async move {
-        use sqlx::Executor;
-        let mut admin = postgres_admin().await;
-        let _ = admin
-            .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .await;
-    });
+    blocking(async move { databases::drop_postgres_schema(&schema).await });
 }
 
 /// A URL that selects `schema` (for child processes).
@@ -204,7 +145,7 @@ pub fn postgres_url_for(schema: &str) -> String {
 }
 
 pub async fn postgres() -> Isolated<clarion_sql::PostgresStore> {
-    let (schema, options) = postgres_schema().await;
+    let (schema, options) = databases::create_postgres_schema().await;
     let store = clarion_sql::PostgresStore::connect_with(options, true)
         .await
         .expect("open a PostgreSQL store");
@@ -217,37 +158,8 @@ pub async fn postgres() -> Isolated<clarion_sql::PostgresStore> {
 
 // ------------------------------------------------------------------ MariaDB
 
-pub async fn mysql_admin() -> sqlx::MySqlConnection {
-    use sqlx::Connection;
-    let url = mysql_url();
-    sqlx::MySqlConnection::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("MariaDB at {url} is unreachable ({e}): {MYSQL_HINT}"))
-}
-
-/// A fresh database; the options that select it.
-pub async fn mysql_database() -> (String, sqlx::mysql::MySqlConnectOptions) {
-    use sqlx::Executor;
-    let database = unique("clarion_t");
-    let mut admin = mysql_admin().await;
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
-        .await
-        .expect("create a test database");
-    let options = sqlx::mysql::MySqlConnectOptions::from_str(&mysql_url())
-        .expect("MySQL URL")
-        .database(&database);
-    (database, options)
-}
-
 pub fn drop_mysql_database(database: String) {
-    blocking(async move {
-        use sqlx::Executor;
-        let mut admin = mysql_admin().await;
-        let _ = admin
-            .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {database}")))
-            .await;
-    });
+    blocking(async move { databases::drop_mysql_database(&database).await });
 }
 
 /// A URL that selects `database` (for child processes).
@@ -258,7 +170,7 @@ pub fn mysql_url_for(database: &str) -> String {
 }
 
 pub async fn mysql() -> Isolated<clarion_sql::MySqlStore> {
-    let (database, options) = mysql_database().await;
+    let (database, options) = databases::create_mysql_database().await;
     let store = clarion_sql::MySqlStore::connect_with(options, true)
         .await
         .expect("open a MariaDB store");
