@@ -18,6 +18,10 @@ use uuid::Uuid;
 
 use crate::store::SqlStore;
 
+// What a notification row is, for code outside the crate that writes the same
+// rows (the bench's raw-driver ceilings).
+pub use crate::rows::{NOTIFICATION_COLUMNS, notification_args};
+
 /// A boxed, sendable future (what the dialect layer returns).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
