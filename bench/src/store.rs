@@ -343,15 +343,22 @@ impl Databases {
     pub(crate) async fn sqlite_with_path(
         &mut self,
     ) -> (clarion::sql::SqliteStore, std::path::PathBuf) {
+        self.sqlite_with(Default::default()).await
+    }
+
+    /// A store on a fresh file opened with this `[store]` configuration
+    /// (e.g. `sync`), and the file's path.
+    pub(crate) async fn sqlite_with(
+        &mut self,
+        config: clarion::config::StoreConfig,
+    ) -> (clarion::sql::SqliteStore, std::path::PathBuf) {
         let path =
             std::env::temp_dir().join(format!("{}.db", databases::unique_name("clarion_bench")));
         self.sqlite_files.push(path.clone());
-        let store = clarion::sql::SqliteStore::open(
-            &format!("sqlite://{}", path.display()),
-            &Default::default(),
-        )
-        .await
-        .expect("open SQLite");
+        let store =
+            clarion::sql::SqliteStore::open(&format!("sqlite://{}", path.display()), &config)
+                .await
+                .expect("open SQLite");
         (store, path)
     }
 

@@ -248,6 +248,14 @@ pub trait Backend: Database + Sealed + Sized {
         query: ClaimQuery<'a>,
     ) -> BoxFuture<'a, Result<Vec<Claimed>, sqlx::Error>>;
 
+    /// The claim as one statement that a group writer runs inside its
+    /// transaction, next to the group's enqueues and outcomes (SQLite: one
+    /// writer holds the write lock anyway, so a claim of its own costs a
+    /// commit of its own). `None`: claims run on their own ([`Backend::claim`]).
+    fn grouped_claim(_query: &ClaimQuery<'_>) -> Option<Stmt> {
+        None
+    }
+
     /// Records many outcomes with one statement, each only while its delivery
     /// is in flight under its token; returns the deliveries it updated. The
     /// ids are distinct. Used by the group writer (SQLite, PostgreSQL) only.
