@@ -248,6 +248,23 @@ pub trait Backend: Database + Sealed + Sized {
         query: ClaimQuery<'a>,
     ) -> BoxFuture<'a, Result<Vec<Claimed>, sqlx::Error>>;
 
+    /// Whether [`Backend::fetch_script`] works (SQLite only: the other
+    /// drivers prepare one statement per command).
+    const SCRIPTS: bool = false;
+
+    /// Runs `;`-separated statements as one command (one hand-off to the
+    /// driver); the rows of each statement, in order.
+    fn fetch_script<'c>(
+        _conn: &'c mut Self::Connection,
+        _stmt: Stmt,
+    ) -> BoxFuture<'c, Result<Vec<Vec<Self::Row>>, sqlx::Error>> {
+        Box::pin(async {
+            Err(sqlx::Error::Protocol(
+                "this driver runs one statement per command".into(),
+            ))
+        })
+    }
+
     /// The claim as one statement that a group writer runs inside its
     /// transaction, next to the group's enqueues and outcomes (SQLite: one
     /// writer holds the write lock anyway, so a claim of its own costs a
