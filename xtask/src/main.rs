@@ -33,7 +33,7 @@ fn main() -> ExitCode {
                           (--markdown: as a reference; --readme: update README.md's)\n  \
                  demo     the fan-out example (examples/fanout.toml) against local SMTP + webhook servers\n  \
                  bench    print emit latency and delivery throughput (release build);\n           \
-                          sections: memory webhook smtp sqlite postgres mysql (default: all)\n  \
+                          sections: e2e memory webhook smtp sqlite postgres mysql (default: all)\n  \
                  new-channel <name> [--path DIR]  scaffold a channel crate (channels/<name>)"
             );
             return ExitCode::from(2);
