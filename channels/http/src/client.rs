@@ -121,15 +121,23 @@ impl HttpClient {
         url: &SecretUrl,
         body: &impl Serialize,
     ) -> Result<Response, DeliveryError> {
+        self.send(self.json_request(url, body)?).await
+    }
+
+    /// A `POST` of `body` as `application/json`, to add headers to (auth,
+    /// idempotency key) before [`send`](Self::send).
+    pub fn json_request(
+        &self,
+        url: &SecretUrl,
+        body: &impl Serialize,
+    ) -> Result<reqwest::RequestBuilder, DeliveryError> {
         let body = serde_json::to_vec(body).map_err(|e| {
             DeliveryError::permanent(format!("cannot serialize the request body: {e}"))
         })?;
-        self.send(
-            self.post(url)
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .body(body),
-        )
-        .await
+        Ok(self
+            .post(url)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body))
     }
 
     /// Opens a TCP connection to `url`'s host (or to the configured proxy)
