@@ -19,7 +19,9 @@
 //!   ([`Response::classify`]), which a vendor overrides where it knows better;
 //! - **secrets kept out** of `Debug`, errors and receipts: [`SecretUrl`] for
 //!   URLs that are credentials, and every reason redacted by the client's
-//!   [`Redactor`].
+//!   [`Redactor`];
+//! - **templates** ([`Templates`]): per-kind minijinja overrides of a
+//!   payload, compiled and tried when the channel is built.
 //!
 //! # Settings
 //!
@@ -125,6 +127,7 @@ mod redact;
 mod response;
 mod secret_url;
 mod settings;
+mod template;
 
 pub use classify::{ERROR_BODY_BYTES, retry_after};
 pub use client::{HttpClient, HttpClientBuilder, MAX_REDIRECTS, USER_AGENT};
@@ -132,6 +135,7 @@ pub use redact::Redactor;
 pub use response::{MAX_RESPONSE_BYTES, Response};
 pub use secret_url::SecretUrl;
 pub use settings::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, HttpSettings};
+pub use template::{Templates, sample_delivery};
 
 /// The reqwest this crate builds on, for [`HttpClient::post`]'s request builder.
 pub use reqwest;

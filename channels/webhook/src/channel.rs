@@ -161,7 +161,7 @@ impl WebhookChannel {
                 })?;
                 let maker = BodyMaker::template(source, content_type)
                     .map_err(|e| ChannelConfigError::field("body_template", e.0))?;
-                maker.render(&sample_delivery()).map_err(|e| {
+                maker.render(&clarion_http::sample_delivery()).map_err(|e| {
                     ChannelConfigError::field(
                         "body_template",
                         format!("fails on a sample rotation_failure event: {}", e.0),
@@ -207,30 +207,6 @@ impl WebhookChannel {
             out.push_str(&secret.sign(id, timestamp, body));
         }
         out
-    }
-}
-
-/// A fixed delivery for the config-time trial render of a template.
-fn sample_delivery() -> Delivery {
-    use clarion_core::event::{KeyEvent, ObjectType, RotationFailure, Subject};
-    use clarion_core::notification::Notification;
-    let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
-    let event = KeyEvent::rotation_failure(
-        Subject::new("key-42", ObjectType::SymmetricKey).named("payments-dek"),
-        RotationFailure {
-            error: "HSM unreachable".into(),
-            attempt: 3,
-            next_attempt: Some(at),
-        },
-    )
-    .with_owner("alice")
-    .with_label("env", "prod")
-    .at(at);
-    Delivery {
-        id: uuid::Uuid::nil(),
-        channel: "sample".into(),
-        attempt: 1,
-        notification: Notification::new(event, at),
     }
 }
 
