@@ -161,12 +161,14 @@ impl WebhookChannel {
                 })?;
                 let maker = BodyMaker::template(source, content_type)
                     .map_err(|e| ChannelConfigError::field("body_template", e.0))?;
-                maker.render(&clarion_http::sample_delivery()).map_err(|e| {
-                    ChannelConfigError::field(
-                        "body_template",
-                        format!("fails on a sample rotation_failure event: {}", e.0),
-                    )
-                })?;
+                maker
+                    .render(&clarion_http::sample_delivery())
+                    .map_err(|e| {
+                        ChannelConfigError::field(
+                            "body_template",
+                            format!("fails on a sample rotation_failure event: {}", e.0),
+                        )
+                    })?;
                 maker
             }
         };

@@ -5,17 +5,25 @@
 //!   first use) that records every message it receives as [`Received`].
 //! - [`Receiver`]: a real HTTP receiver (axum) whose answers can be scripted
 //!   and which records every request as [`Recorded`].
+//! - [`VendorFake`]: a fake vendor endpoint that checks each request the
+//!   way the vendor documents it and answers with its documented codes and
+//!   bodies, or with scripted failures: [`slack`] (incoming webhooks, Block
+//!   Kit limits) and [`teams`] (Workflows webhooks, Adaptive Cards).
 //! - [`random_webhook_secret`], [`random_password`]: fresh secrets per run.
 //! - [`TempDir`]: a scratch directory removed on drop.
 
 mod secrets;
+pub mod slack;
 mod smtp;
+pub mod teams;
 mod temp_dir;
+mod vendor;
 mod webhook;
 
 pub use secrets::{random_password, random_webhook_secret};
 pub use smtp::{Aio, Received, ensure_aiosmtpd};
 pub use temp_dir::TempDir;
+pub use vendor::{Rules, Seen, VendorFake};
 pub use webhook::{Receiver, Recorded, Reply};
 
 /// Why a test server could not be started.
