@@ -161,7 +161,7 @@ mod tests {
         );
         let fields = format!(
             r#"{{"blocks": [{{"type": "section", "fields": [{}]}}]}}"#,
-            vec![r#"{"type": "mrkdwn", "text": "f"}"#; 11].join(",")
+            [r#"{"type": "mrkdwn", "text": "f"}"#; 11].join(",")
         );
         assert!(verdict(&fields).1.contains("11 fields"));
         let wrong = post("/services/T/B/other", "application/json", EXAMPLE_TEXT);
