@@ -21,7 +21,8 @@
 //!   URLs that are credentials, and every reason redacted by the client's
 //!   [`Redactor`];
 //! - **templates** ([`Templates`]): per-kind minijinja overrides of a
-//!   payload, compiled and tried when the channel is built.
+//!   payload, compiled and tried when the channel is built; and one way
+//!   to sum a notification up ([`headline`], [`facts`]) for chat cards.
 //!
 //! # Settings
 //!
@@ -127,6 +128,7 @@ mod redact;
 mod response;
 mod secret_url;
 mod settings;
+mod summary;
 mod template;
 
 pub use classify::{ERROR_BODY_BYTES, retry_after};
@@ -135,6 +137,7 @@ pub use redact::Redactor;
 pub use response::{MAX_RESPONSE_BYTES, Response};
 pub use secret_url::SecretUrl;
 pub use settings::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, HttpSettings};
+pub use summary::{facts, headline, subject_line};
 pub use template::{Templates, sample_delivery};
 
 /// The reqwest this crate builds on, for [`HttpClient::post`]'s request builder.
