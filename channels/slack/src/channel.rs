@@ -81,10 +81,12 @@ impl SlackChannel {
 #[async_trait]
 impl Channel for SlackChannel {
     async fn deliver(&self, delivery: &Delivery) -> Result<Receipt, DeliveryError> {
-        let response = self
+        // Slack ignores the key; a proxy can drop duplicates by it.
+        let request = (self
             .http
-            .post_json(&self.url, &self.message(delivery)?)
-            .await?;
+            .json_request(&self.url, &self.message(delivery)?)?)
+        .header("idempotency-key", delivery.idempotency_key());
+        let response = self.http.send(request).await?;
         // Slack answers with a plain error string in the body.
         match (response.status().as_u16(), response.text().trim()) {
             (404, "no_service" | "channel_not_found") | (410, _) => Err(response.gone()),

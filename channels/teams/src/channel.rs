@@ -49,10 +49,10 @@ impl TeamsChannel {
 #[async_trait]
 impl Channel for TeamsChannel {
     async fn deliver(&self, delivery: &Delivery) -> Result<Receipt, DeliveryError> {
-        let response = self
-            .http
-            .post_json(&self.url, &self.message(delivery))
-            .await?;
+        // Teams ignores the key; a proxy can drop duplicates by it.
+        let request = (self.http.json_request(&self.url, &self.message(delivery))?)
+            .header("idempotency-key", delivery.idempotency_key());
+        let response = self.http.send(request).await?;
         // Workflows answers 202 once the flow accepted the card; its errors
         // are generic HTTP, so the default classification applies.
         response.classify()

@@ -147,3 +147,38 @@ pub(crate) fn json_object(
         _ => None,
     }
 }
+
+/// The fake as the conformance suite's peer: refuses with `503` (retryable)
+/// or `400 invalid_payload` (permanent), echoing its secret path as a
+/// careless vendor might, or hangs; a message's key is its
+/// `idempotency-key` header.
+#[async_trait::async_trait]
+impl crate::channel_suite::Peer for VendorFake {
+    fn supports(&self, _: crate::channel_suite::PeerBehaviour) -> bool {
+        true
+    }
+
+    async fn expect(&self, behaviour: crate::channel_suite::PeerBehaviour) {
+        use crate::channel_suite::PeerBehaviour::*;
+        let echo = format!("for {}", self.state.path);
+        let reply = match behaviour {
+            Accept => return,
+            FailRetryable => Reply::with_body(503, format!("busy {echo}")),
+            FailPermanent => Reply::with_body(400, format!("invalid_payload {echo}")),
+            Hang => Reply::Hang,
+        };
+        self.script([reply]);
+    }
+
+    async fn received(&self) -> Vec<crate::channel_suite::ReceivedMessage> {
+        self.seen()
+            .into_iter()
+            .map(|s| crate::channel_suite::ReceivedMessage {
+                idempotency_key: (s.request.headers.get("idempotency-key"))
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                summary: format!("POST {} bytes -> {}", s.request.body.len(), s.status),
+            })
+            .collect()
+    }
+}
