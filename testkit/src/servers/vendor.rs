@@ -8,10 +8,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
 
-use super::webhook::{Recorded, Reply};
+use super::webhook::{Recorded, Reply, respond};
 
 /// A vendor's rules: the documented answer to one request at `path`.
 pub type Rules = fn(request: &Recorded, path: &str) -> Reply;
@@ -124,14 +124,7 @@ async fn answer(
         status,
         answer: text.clone(),
     });
-    let mut response = (StatusCode::from_u16(status).unwrap(), text).into_response();
-    for (name, value) in extra {
-        response.headers_mut().insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_str(&value).unwrap(),
-        );
-    }
-    response
+    respond(status, extra, text)
 }
 
 /// The request's JSON object, if its content type is JSON and it parses.
