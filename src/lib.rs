@@ -11,6 +11,8 @@
 //! | `log` (default) | `clarion-log` | `clarion::log_channel` | channel kind `log` |
 //! | `smtp` (default) | `clarion-smtp` | `clarion::smtp_channel` | channel kind `smtp` |
 //! | `webhook` (default) | `clarion-webhook` | `clarion::webhook_channel` | channel kind `webhook` |
+//! | `slack` (default) | `clarion-slack` | `clarion::slack_channel` | channel kind `slack` |
+//! | `teams` (default) | `clarion-teams` | `clarion::teams_channel` | channel kind `teams` |
 //! | `api` (default) | `clarion-api` | `clarion::api` | axum routers: inbox, dead letters |
 //! | `sqlite` (default), `postgres`, `mysql` | `clarion-sql` | `clarion::sql` | SQL stores |
 
@@ -27,6 +29,14 @@ pub use clarion_smtp as smtp_channel;
 /// The `webhook` channel (HTTP POST signed per Standard Webhooks, reqwest).
 #[cfg(feature = "webhook")]
 pub use clarion_webhook as webhook_channel;
+
+/// The `slack` channel (Block Kit over a Slack incoming webhook).
+#[cfg(feature = "slack")]
+pub use clarion_slack as slack_channel;
+
+/// The `teams` channel (Adaptive Cards over a Microsoft Teams Workflows webhook).
+#[cfg(feature = "teams")]
+pub use clarion_teams as teams_channel;
 
 /// The HTTP API: axum routers for the inbox and the dead-letter queue.
 #[cfg(feature = "api")]

@@ -222,6 +222,77 @@ async fn retry_after_from_the_channel_is_honoured() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn gone_makes_the_delivery_dead_with_its_reason_after_one_attempt() {
+    let channel = RecordingChannel::new()
+        .then(Step::Gone)
+        .otherwise(Step::Succeed);
+    let notifier = notifier(&channel);
+    let running = notifier.start();
+    emit(&notifier).await;
+    let dead = settle(&notifier, DeliveryStatus::Dead).await;
+    assert_eq!(dead.attempts, 1);
+    assert_eq!(
+        dead.last_error.as_deref(),
+        Some("scripted gone: endpoint removed")
+    );
+    // Nothing retried it: a minute later the channel was still called once.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(channel.call_count(), 1);
+    running.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttled_retries_after_retry_after_or_the_backoff_without_one() {
+    let channel = RecordingChannel::new()
+        .then(Step::Throttled(Some(Duration::from_secs(300))))
+        .then(Step::Throttled(None))
+        .otherwise(Step::Succeed);
+    let notifier = notifier(&channel);
+    let running = notifier.start();
+    emit(&notifier).await;
+    let after_first = wait_for(&notifier, |r| r.attempts == 1).await;
+    assert_eq!(after_first.status, DeliveryStatus::Pending);
+    assert_eq!(
+        after_first.last_error.as_deref(),
+        Some("scripted throttled (attempt 1)")
+    );
+    let sent = settle(&notifier, DeliveryStatus::Sent).await;
+    assert_eq!(sent.attempts, 3);
+    let calls = channel.calls();
+    assert_eq!(calls.len(), 3);
+    let gap = |a: usize, b: usize| calls[b].at - calls[a].at;
+    // Retry-After: 300 s is honoured; without a hint the policy's backoff
+    // for attempt 2 applies (10 s × 2, no jitter).
+    assert!(
+        (Duration::from_secs(300)..Duration::from_secs(302)).contains(&gap(0, 1)),
+        "{:?}",
+        gap(0, 1)
+    );
+    assert!(
+        (Duration::from_secs(20)..Duration::from_secs(22)).contains(&gap(1, 2)),
+        "{:?}",
+        gap(1, 2)
+    );
+    running.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttled_counts_against_the_attempt_budget() {
+    let channel = RecordingChannel::new().otherwise(Step::Throttled(Some(Duration::from_secs(5))));
+    let notifier = notifier(&channel);
+    let running = notifier.start();
+    emit(&notifier).await;
+    let dead = settle(&notifier, DeliveryStatus::Dead).await;
+    assert_eq!(dead.attempts, 5);
+    let reason = dead.last_error.unwrap();
+    assert!(
+        reason.contains("last error: scripted throttled (attempt 5)"),
+        "{reason}"
+    );
+    running.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_hanging_channel_times_out_and_a_panicking_one_is_retried() {
     let channel = RecordingChannel::new()
         .then(Step::Hang)

@@ -3,7 +3,13 @@
 //! A channel knows its protocol, so it classifies its own failures: a
 //! [`DeliveryError::Retryable`] is tried again later (honouring `retry_after`
 //! within the retry policy's bounds), a [`DeliveryError::Permanent`] goes to
-//! the dead-letter queue at once. The dispatcher wraps every `deliver` in its
+//! the dead-letter queue at once. Two answers concern the whole channel rather
+//! than one delivery: [`DeliveryError::Gone`] (the endpoint no longer exists)
+//! and [`DeliveryError::Throttled`] (the peer asks the channel to slow down).
+//! Until clarion keeps per-channel state, the dispatcher treats `Gone` like
+//! `Permanent` (that delivery is dead with its reason) and `Throttled` like
+//! `Retryable` (that delivery is retried after `retry_after`); channels return
+//! them now so they pause or throttle the channel once that state exists. The dispatcher wraps every `deliver` in its
 //! own timeout, so a channel need not, but it must be cancel-safe: dropping the
 //! future must not leave shared state broken.
 
@@ -61,7 +67,27 @@ impl Receipt {
 }
 
 /// Why a delivery did not succeed, classified by the channel.
+///
+/// `#[non_exhaustive]`: match with a `_` arm (or use [`reason`](Self::reason),
+/// [`is_retryable`](Self::is_retryable) and [`retry_after`](Self::retry_after)),
+/// so new answers do not break third-party code.
+///
+/// ```
+/// use std::time::Duration;
+/// use clarion_core::DeliveryError;
+///
+/// // HTTP 429 with `Retry-After: 30`.
+/// let throttled = DeliveryError::throttled("HTTP 429 Too Many Requests", Some(Duration::from_secs(30)));
+/// assert!(throttled.is_retryable());
+/// assert_eq!(throttled.retry_after(), Some(Duration::from_secs(30)));
+///
+/// // HTTP 410: retrying cannot help.
+/// let gone = DeliveryError::gone("HTTP 410 Gone: channel_is_archived");
+/// assert!(!gone.is_retryable());
+/// assert_eq!(gone.reason(), "HTTP 410 Gone: channel_is_archived");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DeliveryError {
     /// Worth trying again: a timeout, a refused connection, HTTP 5xx, SMTP 4xx.
     #[error("retryable: {reason}")]
@@ -76,6 +102,28 @@ pub enum DeliveryError {
     Permanent {
         /// What went wrong (never a secret).
         reason: String,
+    },
+    /// The endpoint no longer exists (webhook HTTP 410, Slack `404
+    /// channel_not_found`, `410 channel_is_archived`): nothing sent to this
+    /// channel can succeed until someone fixes its configuration. Today the
+    /// delivery is dead with this reason; with channel state the channel is
+    /// paused instead and its deliveries wait.
+    #[error("gone: {reason}")]
+    Gone {
+        /// What the peer said (never a secret).
+        reason: String,
+    },
+    /// The whole channel is throttled (HTTP 429, or 503 with `Retry-After`),
+    /// as opposed to a per-delivery hint such as an SMTP per-recipient 4xx,
+    /// which stays [`Retryable`](Self::Retryable). Today the delivery is
+    /// retried after `retry_after` (within the retry policy's bounds, like a
+    /// `Retryable` hint); with channel state the channel is throttled.
+    #[error("throttled: {reason}")]
+    Throttled {
+        /// What the peer said (never a secret).
+        reason: String,
+        /// How long the peer asked to wait (HTTP `Retry-After`), if it said.
+        retry_after: Option<Duration>,
     },
 }
 
@@ -95,16 +143,48 @@ impl DeliveryError {
         }
     }
 
-    /// The reason, without the classification prefix.
-    pub fn reason(&self) -> &str {
-        match self {
-            DeliveryError::Retryable { reason, .. } | DeliveryError::Permanent { reason } => reason,
+    /// The endpoint no longer exists (see [`DeliveryError::Gone`]).
+    pub fn gone(reason: impl Into<String>) -> Self {
+        DeliveryError::Gone {
+            reason: reason.into(),
         }
     }
 
-    /// Whether the dispatcher should try again.
+    /// The channel is throttled, with the peer's `Retry-After` if it sent one
+    /// (see [`DeliveryError::Throttled`]).
+    pub fn throttled(reason: impl Into<String>, retry_after: Option<Duration>) -> Self {
+        DeliveryError::Throttled {
+            reason: reason.into(),
+            retry_after,
+        }
+    }
+
+    /// The reason, without the classification prefix.
+    pub fn reason(&self) -> &str {
+        match self {
+            DeliveryError::Retryable { reason, .. }
+            | DeliveryError::Permanent { reason }
+            | DeliveryError::Gone { reason }
+            | DeliveryError::Throttled { reason, .. } => reason,
+        }
+    }
+
+    /// Whether the dispatcher tries this delivery again: `Retryable` and
+    /// `Throttled` yes, `Permanent` and `Gone` no.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, DeliveryError::Retryable { .. })
+        matches!(
+            self,
+            DeliveryError::Retryable { .. } | DeliveryError::Throttled { .. }
+        )
+    }
+
+    /// The peer's hint for when to try again, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            DeliveryError::Retryable { retry_after, .. }
+            | DeliveryError::Throttled { retry_after, .. } => *retry_after,
+            DeliveryError::Permanent { .. } | DeliveryError::Gone { .. } => None,
+        }
     }
 }
 

@@ -237,10 +237,23 @@ impl Dispatcher {
                     error!(error = %reason, "delivery is dead: permanent error");
                     (Outcome::Dead { error: reason, at }, "dead")
                 }
-                Err(DeliveryError::Retryable {
-                    reason,
-                    retry_after,
-                }) => match self.policy.decide(
+                // Until channel state exists, Gone ends only this delivery (it
+                // will pause the channel) and Throttled retries only this one
+                // (it will throttle the channel).
+                Err(DeliveryError::Gone { reason }) => {
+                    error!(error = %reason, "delivery is dead: the endpoint is gone");
+                    (Outcome::Dead { error: reason, at }, "dead")
+                }
+                Err(
+                    DeliveryError::Retryable {
+                        reason,
+                        retry_after,
+                    }
+                    | DeliveryError::Throttled {
+                        reason,
+                        retry_after,
+                    },
+                ) => match self.policy.decide(
                     claim.delivery.attempt,
                     claim.created_at,
                     at,

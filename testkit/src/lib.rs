@@ -18,6 +18,7 @@ pub mod counting;
 #[cfg(feature = "databases")]
 pub mod databases;
 pub mod events;
+pub mod manual;
 pub mod recording;
 #[cfg(feature = "servers")]
 pub mod servers;

@@ -28,6 +28,10 @@ pub enum Step {
     Retryable(Option<Duration>),
     /// Fails permanently.
     Permanent,
+    /// Answers that the endpoint is gone ([`DeliveryError::Gone`]).
+    Gone,
+    /// Answers that the channel is throttled, with an optional `retry_after`.
+    Throttled(Option<Duration>),
     /// Never returns (until the dispatcher's timeout cancels it).
     Hang,
     /// Waits this long (on tokio's clock), then succeeds.
@@ -165,6 +169,11 @@ impl Channel for RecordingChannel {
                 retry_after,
             }),
             Step::Permanent => Err(DeliveryError::permanent("scripted permanent failure")),
+            Step::Gone => Err(DeliveryError::gone("scripted gone: endpoint removed")),
+            Step::Throttled(retry_after) => Err(DeliveryError::throttled(
+                format!("scripted throttled (attempt {})", delivery.attempt),
+                retry_after,
+            )),
             Step::Hang => std::future::pending().await,
             Step::Delay(d) => {
                 tokio::time::sleep(d).await;

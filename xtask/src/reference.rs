@@ -209,7 +209,7 @@ mod tests {
     fn the_reference_covers_every_setting_of_every_linked_channel() {
         let schema = clarion::config::json_schema();
         let reference = markdown(&schema);
-        for kind in ["log", "smtp", "webhook"] {
+        for kind in ["log", "slack", "smtp", "teams", "webhook"] {
             assert!(
                 reference.contains(&format!("`kind = \"{kind}\"`")),
                 "{kind}"

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 /// The default for [`WebhookConfig::timeout`]: below the dispatcher's own
 /// 30 s default, so the channel classifies a slow receiver itself.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_TIMEOUT: Duration = clarion_http::DEFAULT_TIMEOUT;
 
 /// `[channels.<name>]` settings of a `kind = "webhook"` channel.
 ///
@@ -59,6 +59,14 @@ pub struct WebhookConfig {
     /// receiver behind a private CA. Read when the channel is built.
     #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
+    /// An HTTP(S) proxy for this channel, e.g. `http://proxy.internal:3128`
+    /// (credentials as `http://user:password@…`; it is a secret), or
+    /// `"direct"` to ignore the environment's proxies. Without it the
+    /// standard `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`
+    /// environment variables apply.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub proxy: Option<SecretString>,
 }
 
 fn default_timeout() -> Duration {
@@ -90,6 +98,7 @@ impl WebhookConfig {
             content_type: None,
             allow_redirects: false,
             tls_ca_file: None,
+            proxy: None,
         }
     }
 
@@ -127,6 +136,12 @@ impl WebhookConfig {
     /// Trusts the CA certificates in this PEM file besides the system's.
     pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.tls_ca_file = Some(path.into());
+        self
+    }
+
+    /// Sends through this proxy (or `"direct"`: through none).
+    pub fn proxy(mut self, proxy: impl Into<String>) -> Self {
+        self.proxy = Some(SecretString::from(proxy.into()));
         self
     }
 

@@ -12,6 +12,7 @@
 //! timeout = "10s"                               # default
 //! allow_redirects = false                       # default
 //! # tls_ca_file = "/etc/clarion/siem-ca.pem"    # a private CA, besides the system's
+//! # proxy = "http://proxy.internal:3128"        # or "direct"; default: HTTPS_PROXY & co.
 //!
 //! [channels.ops-slack]
 //! kind = "webhook"
@@ -90,24 +91,26 @@
 //! | answer | outcome |
 //! |---|---|
 //! | 2xx | sent; the receipt holds the status, e.g. `HTTP 200 OK` |
-//! | 408, 425, 429, 5xx | retryable, with `Retry-After` (seconds or HTTP date) passed on |
+//! | 429, or 503 with `Retry-After` | throttled (retried after `Retry-After`, seconds or HTTP date) |
+//! | 408, 425, other 5xx | retryable, with `Retry-After` passed on |
 //! | timeout, connection refused or reset, DNS or TLS failure | retryable |
-//! | 410 | permanent: `endpoint gone` |
+//! | 410 | gone: `endpoint gone` (the delivery is dead) |
 //! | other 4xx | permanent |
 //! | 3xx | permanent; with `allow_redirects = true`, 307/308 are followed (at most [`MAX_REDIRECTS`], never https → http) and 301/302/303 stay permanent, since following them would turn the POST into a bodiless GET |
 //!
 //! Errors hold the status and the first [`ERROR_BODY_BYTES`] bytes of the
 //! response body on one line, with any configured secret that the receiver
-//! echoes replaced by `[redacted]`. At most 4 KiB of an error body and 64 KiB
-//! of a success body are read.
+//! echoes replaced by `[redacted]`. At most 64 KiB of an answer is read.
 //!
 //! # Transport
 //!
-//! One `reqwest::Client` per channel (connections are reused), HTTP/1.1,
-//! rustls with the **ring** crypto provider passed explicitly (no process-wide
-//! provider needs to be installed, and aws-lc-rs is never built), and the
-//! platform's trust store plus the certificates of `tls_ca_file`, if set.
-//! A certificate that does not verify is a retryable connection error.
+//! The shared [`clarion_http`] client: one per channel (connections are
+//! reused), HTTP/1.1, rustls with the **ring** crypto provider passed
+//! explicitly (no process-wide provider needs to be installed, and aws-lc-rs
+//! is never built), the platform's trust store plus the certificates of
+//! `tls_ca_file`, if set, and `proxy` (or the standard proxy environment
+//! variables). A certificate that does not verify is a retryable connection
+//! error. The classification above is [`clarion_http::Response::classify`]'s.
 //!
 //! # Verifying on the receiving side
 //!
@@ -128,13 +131,12 @@
 
 mod body;
 mod channel;
-mod classify;
 mod config;
 mod secret;
 mod verify;
 
 pub use channel::{MAX_REDIRECTS, USER_AGENT, WebhookChannel};
-pub use classify::ERROR_BODY_BYTES;
+pub use clarion_http::ERROR_BODY_BYTES;
 pub use config::{BodyFormat, DEFAULT_TIMEOUT, WebhookConfig};
 pub use secret::{MAX_SECRET_BYTES, MIN_SECRET_BYTES, SECRET_PREFIX, SecretError, WebhookSecret};
 pub use verify::{

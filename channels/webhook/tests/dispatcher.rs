@@ -12,37 +12,31 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeDelta, Utc};
-use clarion_core::clock::{Clock, ManualClock};
-use clarion_core::config::Config;
-use clarion_core::memory::MemoryStore;
+use chrono::{TimeDelta, Utc};
+use clarion_core::Delivery;
+use clarion_core::clock::Clock;
 use clarion_core::notification::Notification;
-use clarion_core::store::{
-    DeliveryFilter, DeliveryRecord, DeliveryStatus, OutboxStore, PageRequest,
-};
-use clarion_core::{Delivery, EmitOutcome, Notifier, RunningNotifier};
-use clarion_testkit::counting::CountingStore;
+use clarion_core::store::{DeliveryRecord, DeliveryStatus};
+use clarion_testkit::manual::{ManualHarness, WAIT};
 use clarion_webhook::{DEFAULT_TOLERANCE, WebhookSecret, verify};
 use common::*;
 use uuid::Uuid;
 
-/// How long any wait for the dispatcher, the store or the receiver may take.
-const WAIT: Duration = Duration::from_secs(10);
+/// A running notifier with one webhook channel, `siem`, on a manual clock.
+struct Harness(ManualHarness);
 
-/// A running notifier with one webhook channel, `siem`, and its controls.
-struct Harness {
-    notifier: Notifier,
-    running: Option<RunningNotifier>,
-    store: Arc<CountingStore<MemoryStore>>,
-    clock: ManualClock,
+impl std::ops::Deref for Harness {
+    type Target = ManualHarness;
+    fn deref(&self) -> &ManualHarness {
+        &self.0
+    }
 }
 
 /// Settings shared by every test: a fast poll, deterministic backoff
 /// (10 s, 20 s, 40 s … without jitter) and the given `delivery.timeout`.
-fn config(url: &str, channel_extra: &str, delivery_timeout: &str) -> Config {
+fn config(url: &str, channel_extra: &str, delivery_timeout: &str) -> String {
     let toml = format!(
         r#"
 [delivery]
@@ -66,121 +60,32 @@ secrets = ["{SECRET_A}"]
 channels = ["siem"]
 "#
     );
-    Config::from_toml_str(&toml).unwrap()
+    toml
 }
 
 impl Harness {
-    fn start(config: Config) -> Harness {
-        let store = Arc::new(CountingStore::new(MemoryStore::new()));
-        let clock = ManualClock::default();
-        let notifier = Notifier::builder()
-            .config(config)
-            .shared_store(store.clone())
-            .clock(clock.clone())
-            .build()
-            .unwrap();
-        let running = Some(notifier.start());
-        Harness {
-            notifier,
-            running,
-            store,
-            clock,
-        }
+    fn start(config: String) -> Harness {
+        Harness(ManualHarness::start(&config))
     }
 
     /// Emits a rotation failure; returns its delivery's id and idempotency key.
     async fn emit(&self) -> (Uuid, String) {
-        let event = failure_event();
-        match self.notifier.emit(&event).await.unwrap() {
-            EmitOutcome::Enqueued { channels, .. } => assert_eq!(channels, ["siem"]),
-            other => panic!("{other:?}"),
-        }
-        let page = self
-            .store
-            .deliveries(&DeliveryFilter::default(), PageRequest::first(10))
-            .await
-            .unwrap();
-        assert_eq!(page.items.len(), 1);
-        let id = page.items[0].id;
-        let key = Delivery {
+        let id = self.0.emit(&failure_event()).await;
+        let notification = Notification::new(failure_event(), Utc::now());
+        let delivery = Delivery {
             id,
             channel: "siem".into(),
             attempt: 1,
-            notification: Notification::new(event, Utc::now()),
-        }
-        .idempotency_key();
-        (id, key)
+            notification,
+        };
+        (id, delivery.idempotency_key())
     }
 
-    async fn record(&self, id: Uuid) -> DeliveryRecord {
-        self.store
-            .delivery(id)
-            .await
-            .unwrap()
-            .expect("the delivery exists")
-    }
-
-    /// Waits (bounded) until the delivery satisfies `done`.
-    async fn wait_for(
-        &self,
-        id: Uuid,
-        what: &str,
-        done: impl Fn(&DeliveryRecord) -> bool,
-    ) -> DeliveryRecord {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let record = self.record(id).await;
-            if done(&record) {
-                return record;
-            }
-            assert!(Instant::now() < deadline, "never {what}: {record:#?}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    /// Waits until the delivery is final.
-    async fn wait_final(&self, id: Uuid) -> DeliveryRecord {
-        self.wait_for(id, "final", |r| r.status.is_final()).await
-    }
-
-    /// Waits until `attempts` attempts are recorded and the delivery waits
-    /// for a retry.
-    async fn wait_retry(&self, id: Uuid, attempts: u32) -> DeliveryRecord {
-        let record = self
-            .wait_for(id, &format!("pending after {attempts} attempts"), |r| {
-                r.attempts >= attempts && r.status != DeliveryStatus::InFlight
-            })
-            .await;
-        assert_eq!(record.status, DeliveryStatus::Pending, "{record:#?}");
-        assert_eq!(record.attempts, attempts, "{record:#?}");
-        record
-    }
-
-    /// Waits until the dispatcher has looked for due deliveries `rounds`
-    /// more times.
-    async fn wait_claim_rounds(&self, rounds: usize) {
-        let target = self.store.claims() + rounds;
-        let deadline = Instant::now() + WAIT;
-        while self.store.claims() < target {
-            assert!(Instant::now() < deadline, "the dispatcher stopped claiming");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
-
-    /// Moves the manual clock to `at`.
-    fn advance_to(&self, at: DateTime<Utc>) {
-        let by = (at - self.clock.now()).to_std().expect("only forward");
-        self.clock.advance(by);
-    }
-
-    async fn stop(mut self) {
-        if let Some(running) = self.running.take() {
-            running.shutdown(Duration::from_secs(2)).await;
-        }
+    async fn stop(self) {
+        self.0.stop().await;
     }
 }
 
-/// Waits (bounded) until the receiver has seen `n` requests.
 async fn wait_requests(receiver: &Receiver, n: usize) -> Vec<Recorded> {
     let deadline = Instant::now() + WAIT;
     loop {

@@ -46,10 +46,11 @@ async fn transient_statuses_are_retryable() {
 }
 
 #[tokio::test]
-async fn gone_is_permanent_endpoint_gone() {
+async fn gone_is_endpoint_gone() {
     let err = outcome(Reply::with_body(410, "hook deleted"))
         .await
         .unwrap_err();
+    assert!(matches!(err, DeliveryError::Gone { .. }), "{err:?}");
     assert!(!err.is_retryable());
     assert!(
         err.reason()
@@ -72,11 +73,22 @@ async fn retry_after_in_seconds_is_passed_on() {
     let err = outcome(Reply::with_header(429, "retry-after", "2"))
         .await
         .unwrap_err();
+    // 429 throttles the whole channel (DeliveryError::Throttled).
+    assert_eq!(
+        err,
+        DeliveryError::Throttled {
+            reason: "HTTP 429 Too Many Requests".into(),
+            retry_after: Some(Duration::from_secs(2)),
+        }
+    );
+    let err = outcome(Reply::with_header(500, "retry-after", "3"))
+        .await
+        .unwrap_err();
     assert_eq!(
         err,
         DeliveryError::Retryable {
-            reason: "HTTP 429 Too Many Requests".into(),
-            retry_after: Some(Duration::from_secs(2)),
+            reason: "HTTP 500 Internal Server Error".into(),
+            retry_after: Some(Duration::from_secs(3)),
         }
     );
 }
@@ -91,12 +103,13 @@ async fn retry_after_as_an_http_date_is_passed_on() {
     ))
     .await
     .unwrap_err();
-    let DeliveryError::Retryable {
+    // 503 with Retry-After is the channel being throttled.
+    let DeliveryError::Throttled {
         retry_after: Some(after),
         ..
     } = err
     else {
-        panic!("expected a retryable error with a hint, got {err:?}");
+        panic!("expected a throttled error with a hint, got {err:?}");
     };
     // HTTP dates have whole seconds; the hint is "about an hour", wherever the clock is.
     assert!(

@@ -706,7 +706,7 @@ fn audit_kind(path: &str, kind: &str) -> Result<&'static registry::ChannelPlugin
         [] => {
             let registered = registry::kinds();
             let crate_name = format!("clarion_{}", kind.replace('-', "_"));
-            let hint = if ["log", "smtp", "webhook"].contains(&kind) {
+            let hint = if ["log", "slack", "smtp", "teams", "webhook"].contains(&kind) {
                 format!(
                     "enable the `{kind}` feature of the `clarion` crate, or add `{crate_name}` \
                      to Cargo.toml and link it with `use {crate_name} as _;`"

@@ -36,14 +36,20 @@
 //!    | outcome | result |
 //!    |---|---|
 //!    | 2xx | `Ok(Receipt)` with the status and ntfy's message id |
-//!    | 408, 425, 429, 5xx | `Retryable`, with `Retry-After` when sent |
+//!    | 429 (ntfy's rate limits), 503 with `Retry-After` | `Throttled`, with `Retry-After` |
+//!    | 408, 425, other 5xx | `Retryable`, with `Retry-After` when sent |
 //!    | connection refused or reset, timeout | `Retryable` |
 //!    | 401, 403 | `Permanent` (fix the token or the topic's access) |
+//!    | 410 | `Gone` |
 //!    | other 3xx and 4xx | `Permanent` (the same request gets the same answer) |
 //!
-//!    A permanent error sends the delivery to the dead-letter queue at once
-//!    (requeue it once fixed); a retryable one is tried again with backoff.
-//!    Reasons never hold a secret: text from the server is redacted first.
+//!    Only the 2xx receipt and the 401/403 hint are ntfy's own; the rest is
+//!    [`clarion_http`]'s default classification, which also gives the
+//!    client (rustls with ring, timeouts, bounded reads), `Retry-After`
+//!    parsing and reasons with every secret the client was told about
+//!    redacted. A permanent (or gone) error sends the delivery to the
+//!    dead-letter queue at once (requeue it once fixed); a retryable or
+//!    throttled one is tried again later.
 //!    `deliver` must be cancel-safe, since the dispatcher drops it at its
 //!    timeout, and shareable (`&self`), since its tasks share one channel.
 //! 4. **Registration** (the end of this file): one

@@ -80,8 +80,7 @@ async fn answers_are_classified() {
         outcomes.push(channel.deliver(&delivery).await.unwrap_err());
     }
     for outcome in &outcomes {
-        let reason = outcome.to_string();
-        assert!(reason.contains(&receiver.url), "{reason}");
+        let reason = format!("{outcome} {outcome:?}");
         assert!(
             !reason.contains(TOPIC) && !reason.contains(TOKEN),
             "{reason}"
@@ -90,19 +89,27 @@ async fn answers_are_classified() {
     let retryable: Vec<bool> = outcomes.iter().map(DeliveryError::is_retryable).collect();
     assert_eq!(retryable, [true, true, false, false, false]);
     match &outcomes[0] {
-        DeliveryError::Retryable {
+        // 429: ntfy's rate limit throttles the whole channel.
+        DeliveryError::Throttled {
             reason,
             retry_after,
         } => {
             assert_eq!(*retry_after, Some(Duration::from_secs(30)));
             assert!(reason.contains("429 Too Many Requests"), "{reason}");
             assert!(
-                reason.contains("topic [secret], Bearer [secret]"),
+                reason.contains("topic [redacted], Bearer [redacted]"),
                 "{reason}"
             );
         }
         other => panic!("{other:?}"),
     }
+    assert!(
+        outcomes[4]
+            .reason()
+            .starts_with("HTTP 301 Moved Permanently"),
+        "{}",
+        outcomes[4]
+    );
     assert!(
         outcomes[2].reason().contains("check token"),
         "{}",
@@ -122,7 +129,9 @@ async fn an_unreachable_server_is_retryable() {
         .unwrap_err();
     assert!(error.is_retryable(), "{error}");
     assert!(
-        error.reason().starts_with("cannot reach http://127.0.0.1:"),
+        error
+            .reason()
+            .starts_with("cannot connect to http://127.0.0.1:"),
         "{error}"
     );
 }
@@ -139,8 +148,7 @@ async fn a_server_that_never_answers_is_retryable_after_the_timeout() {
     assert!(
         error
             .reason()
-            .starts_with("no answer from http://127.0.0.1:"),
+            .starts_with("timed out after 200ms waiting for http://127.0.0.1:"),
         "{error}"
     );
-    assert!(error.reason().contains("within 200ms"), "{error}");
 }

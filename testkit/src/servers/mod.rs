@@ -7,19 +7,27 @@
 //!   and which records every request as [`Recorded`].
 //! - [`ChildReceiver`]: a counting webhook receiver in a child process, for
 //!   benchmarks ([`serve_child_receiver`] is the child's side).
+//! - [`VendorFake`]: a fake vendor endpoint that checks each request the
+//!   way the vendor documents it and answers with its documented codes and
+//!   bodies, or with scripted failures: [`slack`] (incoming webhooks, Block
+//!   Kit limits) and [`teams`] (Workflows webhooks, Adaptive Cards).
 //! - [`random_webhook_secret`], [`random_password`]: fresh secrets per run.
 //! - [`TempDir`]: a scratch directory removed on drop.
 
 mod child;
 mod secrets;
+pub mod slack;
 mod smtp;
+pub mod teams;
 mod temp_dir;
+mod vendor;
 mod webhook;
 
 pub use child::{ChildCounts, ChildReceiver, serve_child_receiver};
 pub use secrets::{random_password, random_webhook_secret};
 pub use smtp::{Aio, Received, ensure_aiosmtpd};
 pub use temp_dir::TempDir;
+pub use vendor::{Rules, Seen, VendorFake};
 pub use webhook::{Receiver, Recorded, Reply};
 
 /// Why a test server could not be started.

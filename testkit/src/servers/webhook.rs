@@ -205,15 +205,18 @@ async fn answer(
     match reply {
         None => (StatusCode::OK, "ok").into_response(),
         Some(Reply::Hang) => std::future::pending().await,
-        Some(Reply::Status(code, extra, body)) => {
-            let mut response = (StatusCode::from_u16(code).unwrap(), body).into_response();
-            for (name, value) in extra {
-                response.headers_mut().insert(
-                    HeaderName::from_static(name),
-                    HeaderValue::from_str(&value).unwrap(),
-                );
-            }
-            response
-        }
+        Some(Reply::Status(code, extra, body)) => respond(code, extra, body),
     }
+}
+
+/// An answer with this status, extra headers and body.
+pub(crate) fn respond(code: u16, extra: Vec<(&'static str, String)>, body: String) -> Response {
+    let mut response = (StatusCode::from_u16(code).unwrap(), body).into_response();
+    for (name, value) in extra {
+        response.headers_mut().insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_str(&value).unwrap(),
+        );
+    }
+    response
 }
