@@ -181,6 +181,7 @@ fn page<T>(
 #[async_trait]
 impl OutboxStore for MemoryStore {
     async fn enqueue(&self, new: NewNotification) -> Result<Enqueued, StoreError> {
+        crate::validation::validate_event(&new.notification.event, None)?;
         let mut state = self.state();
         let notification = new.notification;
         if let Some(key) = &notification.event.dedup_key

@@ -72,6 +72,9 @@ use uuid::Uuid;
 
 use DeliveryStatus::{Dead, InFlight, Pending, Sent};
 
+mod validation;
+pub use validation::*;
+
 /// The store under test, shared by the tasks of a case.
 pub type SharedStore = Arc<dyn NotificationsStore>;
 
@@ -161,6 +164,9 @@ macro_rules! store_conformance_tests {
             concurrent_complete_and_reclaim_keep_fencing
             concurrent_completes_with_one_token_have_one_winner
             concurrent_read_marks_count_each_notification_once
+            emit_refuses_a_nul_as_an_invalid_event
+            emit_refuses_an_oversized_event
+            enqueue_refuses_what_validation_refuses
         );
     };
 }

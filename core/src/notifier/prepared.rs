@@ -10,7 +10,7 @@ use std::future::Future;
 use tracing::{Instrument, Span, debug, info_span};
 use uuid::Uuid;
 
-use super::{EmitError, EmitOutcome, Notifier, validate};
+use super::{EmitError, EmitOutcome, Notifier};
 use crate::event::KeyEvent;
 use crate::notification::Notification;
 use crate::store::{Enqueued, NewNotification, StoreError};
@@ -43,7 +43,7 @@ impl Prepared {
         let kind = (notifier.inner.kind_label)(&event.kind);
         let span = info_span!("clarion.emit", kind = %kind, subject_id = %event.subject.id);
         let channels = span.in_scope(|| {
-            validate(&event)?;
+            notifier.validate(&event)?;
             Ok::<_, EmitError>(notifier.inner.router.route(&event))
         })?;
         let notification = Notification::new(event, notifier.inner.clock.now());
