@@ -56,8 +56,10 @@ use crate::store::{DeliveryStatus, NotificationsStore, Requeued, StoreError};
 use crate::telemetry;
 use crate::validation::InvalidEvent;
 
+mod batch;
 mod prepared;
 
+pub use batch::{BatchResults, MAX_BATCH, PreparedBatch};
 pub use prepared::Prepared;
 
 /// What `emit` did.

@@ -42,6 +42,18 @@ impl<S: NotificationsStore> OutboxStore for CountingStore<S> {
     async fn enqueue(&self, new: NewNotification) -> Result<Enqueued, StoreError> {
         self.inner.enqueue(new).await
     }
+    async fn enqueue_batch(
+        &self,
+        batch: Vec<NewNotification>,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        self.inner.enqueue_batch(batch).await
+    }
+    async fn taken_dedup_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        self.inner.taken_dedup_keys(keys).await
+    }
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Claim>, StoreError> {
         let claimed = self.inner.claim(request).await;
         self.claims.fetch_add(1, Ordering::SeqCst);

@@ -72,7 +72,9 @@ use uuid::Uuid;
 
 use DeliveryStatus::{Dead, InFlight, Pending, Sent};
 
+mod batch;
 mod validation;
+pub use batch::*;
 pub use validation::*;
 
 /// The store under test, shared by the tasks of a case.
@@ -167,6 +169,13 @@ macro_rules! store_conformance_tests {
             emit_refuses_a_nul_as_an_invalid_event
             emit_refuses_an_oversized_event
             enqueue_refuses_what_validation_refuses
+            enqueue_batch_answers_each_entry_in_order
+            enqueue_batch_copies_of_a_held_key_name_the_holder
+            enqueue_batch_with_an_invalid_entry_stores_nothing
+            enqueue_batch_takes_at_most_max_batch
+            taken_dedup_keys_reports_held_keys
+            emit_batch_reports_each_event
+            emit_batch_larger_than_max_batch_is_split
         );
     };
 }

@@ -88,6 +88,15 @@ impl Prepared {
         F: FnOnce(NewNotification) -> Fut,
         Fut: Future<Output = Result<Enqueued, StoreError>>,
     {
+        let (new, finish) = self.split();
+        let span = finish.span.clone();
+        async move { Ok(finish.report(enqueue(new).await?)) }
+            .instrument(span)
+            .await
+    }
+
+    /// The notification to store, and what reports the store's answer.
+    pub(super) fn split(self) -> (NewNotification, Finish) {
         let Prepared {
             notifier,
             new,
@@ -95,34 +104,60 @@ impl Prepared {
             span,
         } = self;
         let channels = new.channels.clone();
-        async move {
-            Ok(match enqueue(new).await? {
-                Enqueued::Duplicate { existing_id } => {
-                    telemetry::event(&kind, "duplicate");
-                    debug!(%existing_id, "duplicate event");
-                    EmitOutcome::Duplicate { existing_id }
+        (
+            new,
+            Finish {
+                notifier,
+                kind,
+                channels,
+                span,
+            },
+        )
+    }
+}
+
+/// The second half of `emit` once the store answered: the outcome, its
+/// metric and its log line (shared by single and batch emits).
+pub(super) struct Finish {
+    notifier: Notifier,
+    kind: String,
+    channels: Vec<String>,
+    pub(super) span: Span,
+}
+
+impl Finish {
+    pub(super) fn report(self, enqueued: Enqueued) -> EmitOutcome {
+        let Finish {
+            notifier,
+            kind,
+            channels,
+            span,
+        } = self;
+        let _entered = span.enter();
+        match enqueued {
+            Enqueued::Duplicate { existing_id } => {
+                telemetry::event(&kind, "duplicate");
+                debug!(%existing_id, "duplicate event");
+                EmitOutcome::Duplicate { existing_id }
+            }
+            Enqueued::Created {
+                notification_id, ..
+            } if channels.is_empty() => {
+                telemetry::event(&kind, "unrouted");
+                notifier.log_unrouted(&kind);
+                EmitOutcome::Unrouted {
+                    id: notification_id,
                 }
-                Enqueued::Created {
-                    notification_id, ..
-                } if channels.is_empty() => {
-                    telemetry::event(&kind, "unrouted");
-                    notifier.log_unrouted(&kind);
-                    EmitOutcome::Unrouted {
-                        id: notification_id,
-                    }
+            }
+            Enqueued::Created {
+                notification_id, ..
+            } => {
+                telemetry::event(&kind, "enqueued");
+                EmitOutcome::Enqueued {
+                    id: notification_id,
+                    channels,
                 }
-                Enqueued::Created {
-                    notification_id, ..
-                } => {
-                    telemetry::event(&kind, "enqueued");
-                    EmitOutcome::Enqueued {
-                        id: notification_id,
-                        channels,
-                    }
-                }
-            })
+            }
         }
-        .instrument(span)
-        .await
     }
 }

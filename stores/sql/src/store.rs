@@ -21,6 +21,8 @@ use uuid::Uuid;
 use crate::backend::{Arg, Backend, BoxFuture, ClaimQuery, Claimed, Recorded, Stmt, placeholders};
 use crate::rows::{self, DELIVERY_COLUMNS, NOTIFICATION_COLUMNS};
 
+mod batch;
+
 /// Longest owner, dedup key, channel name, subject id or name a store accepts
 /// (in characters); the same on every dialect, and core's
 /// [`MAX_ID_CHARS`](clarion_core::validation::MAX_ID_CHARS).
@@ -478,6 +480,20 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
             Enqueued::Duplicate { .. } => tx.rollback().await.map_err(backend_error::<B>)?,
         }
         Ok(enqueued)
+    }
+
+    async fn enqueue_batch(
+        &self,
+        batch: Vec<NewNotification>,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        self.enqueue_batch_tx(batch).await
+    }
+
+    async fn taken_dedup_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        self.taken_keys(keys).await
     }
 
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Claim>, StoreError> {
