@@ -1,13 +1,18 @@
 //! `cargo xtask bench [SECTION…] [EVENTS]`: prints figures. Sections:
-//! `memory`, `webhook`, `smtp`, `sqlite`, `postgres`, `mysql` (default: all);
-//! `EVENTS` sets the memory-store run's event count.
+//! `e2e`, `memory`, `webhook`, `smtp`, `sqlite`, `postgres`, `mysql`
+//! (default: all); `EVENTS` sets the memory-store run's event count.
+//!
+//! `e2e` is the path users run: emits while the dispatcher delivers signed
+//! webhooks to a receiver in another process, on every store, next to the
+//! ceilings measured in the same run (see the `e2e` module).
 //!
 //! The memory store:
 //!
 //! - emit latency (p50, p99, max) over N events routed to two channels, with
 //!   the dispatcher running at the same time, as in production;
-//! - end-to-end throughput: from the first emit until every delivery of those
-//!   N events was attempted by a no-op channel and recorded as sent.
+//! - no-op channel throughput: from the first emit (one task) until every
+//!   delivery of those N events was attempted by a no-op channel and
+//!   recorded as sent.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,6 +26,8 @@ use clarion::store::{DeliveryStatus, OutboxStore};
 use clarion::{Channel, Delivery, DeliveryError, Notifier, Receipt};
 use tokio::sync::Notify;
 
+mod ceiling;
+mod e2e;
 mod smtp;
 mod store;
 mod webhook;
@@ -66,9 +73,15 @@ batch_size = 256
 channels = ["a", "b"]
 "#;
 
-const SECTIONS: [&str; 6] = ["memory", "webhook", "smtp", "sqlite", "postgres", "mysql"];
+const SECTIONS: [&str; 7] = [
+    "e2e", "memory", "webhook", "smtp", "sqlite", "postgres", "mysql",
+];
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some(e2e::RECEIVER_CHILD) {
+        clarion_testkit::servers::serve_child_receiver();
+        return;
+    }
     let mut events: usize = 100_000;
     let mut sections = Vec::new();
     for arg in std::env::args().skip(1) {
@@ -91,6 +104,7 @@ fn main() {
         .expect("a tokio runtime");
     for section in &sections {
         match section.as_str() {
+            "e2e" => runtime.block_on(e2e::run()),
             "memory" => runtime.block_on(memory(events)),
             "webhook" => runtime.block_on(webhook::run()),
             "smtp" => runtime.block_on(smtp::run()),
@@ -149,7 +163,7 @@ async fn memory(events: usize) {
         events as f64 / emitted.as_secs_f64()
     );
     println!(
-        "end to end: {} deliveries sent and recorded in {:.2} s = {:.0} deliveries/s",
+        "no-op channel, one emitter: {} deliveries sent and recorded in {:.2} s = {:.0} deliveries/s",
         events * 2,
         total.as_secs_f64(),
         (events * 2) as f64 / total.as_secs_f64()

@@ -6,9 +6,11 @@
 //!
 //! - **durable emit**: one `enqueue` per event, each committed before it
 //!   returns, from 1 task and from 8 tasks;
-//! - **end to end**: [`E2E_EVENTS`] events are stored first, then a
-//!   `Notifier` with a no-op channel is started and timed until every
-//!   delivery is recorded as sent (claims, attempts, fenced outcomes);
+//! - **dispatch only, queue pre-filled**: [`E2E_EVENTS`] events are stored
+//!   first (untimed), then a `Notifier` with a no-op channel is started and
+//!   timed until every delivery is recorded as sent (claims, attempts,
+//!   fenced outcomes). Emits and dispatch never overlap here, so this is not
+//!   the path users run: `cargo xtask bench e2e` measures that one;
 //! - **claim latency**: the mean time to claim 100 due deliveries with an
 //!   empty table and with 1,000,000 final (sent) deliveries in it, and the
 //!   ratio of the two (the claim must not scan final rows).
@@ -223,9 +225,19 @@ const MYSQL_FILL: &str = "INSERT INTO clarion_deliveries (id, notification_id, c
      FROM seq_1_to_{n}";
 
 /// The best and the slowest of a figure's runs.
-struct Figure {
+pub(crate) struct Figure {
     best: f64,
     worst: f64,
+}
+
+impl Figure {
+    /// The best and the slowest of `runs`.
+    pub(crate) fn of(runs: &[f64]) -> Figure {
+        Figure {
+            best: runs.iter().copied().fold(f64::MIN, f64::max),
+            worst: runs.iter().copied().fold(f64::MAX, f64::min),
+        }
+    }
 }
 
 async fn best_of(mut run: impl AsyncFnMut() -> f64) -> Figure {
@@ -233,13 +245,10 @@ async fn best_of(mut run: impl AsyncFnMut() -> f64) -> Figure {
     for _ in 0..ROUNDS {
         runs.push(run().await);
     }
-    Figure {
-        best: runs.iter().copied().fold(f64::MIN, f64::max),
-        worst: runs.iter().copied().fold(f64::MAX, f64::min),
-    }
+    Figure::of(&runs)
 }
 
-fn thousands(v: f64) -> String {
+pub(crate) fn thousands(v: f64) -> String {
     let digits = format!("{:.0}", v.max(0.0));
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -251,11 +260,11 @@ fn thousands(v: f64) -> String {
     out
 }
 
-fn row(store: &str, figure: &str, value: &str, spread: &str) {
+pub(crate) fn row(store: &str, figure: &str, value: &str, spread: &str) {
     println!("{store:<11} {figure:<40} {value:>20}   {spread}");
 }
 
-fn rate_row(store: &str, figure: &str, unit: &str, f: &Figure) {
+pub(crate) fn rate_row(store: &str, figure: &str, unit: &str, f: &Figure) {
     row(
         store,
         figure,
@@ -288,7 +297,7 @@ where
     rate_row(
         label,
         &format!(
-            "end to end, {} events, no-op channel",
+            "dispatch only, queue pre-filled, {} events, no-op channel",
             thousands(E2E_EVENTS as f64)
         ),
         "deliveries/s",
@@ -319,42 +328,79 @@ where
 
 /// The databases made for the runs, removed at the end.
 #[derive(Default)]
-struct Databases {
+pub(crate) struct Databases {
     sqlite_files: Vec<std::path::PathBuf>,
     postgres_schemas: Vec<String>,
     mysql_databases: Vec<String>,
 }
 
 impl Databases {
-    async fn sqlite(&mut self) -> clarion::sql::SqliteStore {
+    pub(crate) async fn sqlite(&mut self) -> clarion::sql::SqliteStore {
+        self.sqlite_with_path().await.0
+    }
+
+    /// A store on a fresh file, and the file's path.
+    pub(crate) async fn sqlite_with_path(
+        &mut self,
+    ) -> (clarion::sql::SqliteStore, std::path::PathBuf) {
+        self.sqlite_with(Default::default()).await
+    }
+
+    /// A store on a fresh file opened with this `[store]` configuration
+    /// (e.g. `sync`), and the file's path.
+    pub(crate) async fn sqlite_with(
+        &mut self,
+        config: clarion::config::StoreConfig,
+    ) -> (clarion::sql::SqliteStore, std::path::PathBuf) {
         let path =
             std::env::temp_dir().join(format!("{}.db", databases::unique_name("clarion_bench")));
         self.sqlite_files.push(path.clone());
-        clarion::sql::SqliteStore::open(
-            &format!("sqlite://{}", path.display()),
-            &Default::default(),
-        )
-        .await
-        .expect("open SQLite")
+        let store =
+            clarion::sql::SqliteStore::open(&format!("sqlite://{}", path.display()), &config)
+                .await
+                .expect("open SQLite");
+        (store, path)
     }
 
     async fn postgres(&mut self) -> clarion::sql::PostgresStore {
+        self.postgres_with_options().await.0
+    }
+
+    /// A store on a fresh schema, and the options that connect to it.
+    pub(crate) async fn postgres_with_options(
+        &mut self,
+    ) -> (
+        clarion::sql::PostgresStore,
+        clarion::sql::sqlx::postgres::PgConnectOptions,
+    ) {
         let (schema, options) = databases::create_postgres_schema().await;
         self.postgres_schemas.push(schema);
-        clarion::sql::PostgresStore::connect_with(options, true)
+        let store = clarion::sql::PostgresStore::connect_with(options.clone(), true)
             .await
-            .expect("open PostgreSQL")
+            .expect("open PostgreSQL");
+        (store, options)
     }
 
     async fn mysql(&mut self) -> clarion::sql::MySqlStore {
-        let (database, options) = databases::create_mysql_database().await;
-        self.mysql_databases.push(database);
-        clarion::sql::MySqlStore::connect_with(options, true)
-            .await
-            .expect("open MariaDB")
+        self.mysql_with_options().await.0
     }
 
-    async fn drop_all(self) {
+    /// A store on a fresh database, and the options that connect to it.
+    pub(crate) async fn mysql_with_options(
+        &mut self,
+    ) -> (
+        clarion::sql::MySqlStore,
+        clarion::sql::sqlx::mysql::MySqlConnectOptions,
+    ) {
+        let (database, options) = databases::create_mysql_database().await;
+        self.mysql_databases.push(database);
+        let store = clarion::sql::MySqlStore::connect_with(options.clone(), true)
+            .await
+            .expect("open MariaDB");
+        (store, options)
+    }
+
+    pub(crate) async fn drop_all(self) {
         for path in self.sqlite_files {
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));

@@ -81,7 +81,7 @@ impl Counter {
     }
 }
 
-fn event(i: usize) -> KeyEvent {
+pub(crate) fn event(i: usize) -> KeyEvent {
     KeyEvent::rotation_failure(
         Subject::new(format!("key-{i}"), ObjectType::SymmetricKey).named("payments-dek"),
         RotationFailure {
@@ -140,7 +140,7 @@ pub async fn run() {
          2 worker threads, best of {ROUNDS} interleaved rounds"
     );
     println!(
-        "  dispatcher (memory store, signed webhook channel): {:.2} s = {:>6.0} deliveries/s",
+        "  dispatch only, queue pre-filled (memory store):    {:.2} s = {:>6.0} deliveries/s",
         dispatched.as_secs_f64(),
         rate(dispatched)
     );
@@ -214,19 +214,7 @@ channels = ["bench"]
                 .collect(),
         );
 
-        // Plain HTTP; reqwest still wants a TLS configuration, so it gets the
-        // workspace's ring provider explicitly (nothing process-wide installed).
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .build()
-            .expect("a plain HTTP client");
+        let client = plain_client();
 
         let bench = Bench {
             counter,
@@ -323,7 +311,24 @@ channels = ["bench"]
     }
 }
 
-type BoxedUnit = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A bare reqwest client for plain HTTP. reqwest still wants a TLS
+/// configuration, so it gets the workspace's ring provider explicitly
+/// (nothing process-wide installed).
+pub(crate) fn plain_client() -> reqwest::Client {
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default TLS versions")
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .expect("a plain HTTP client")
+}
+
+pub(crate) type BoxedUnit = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Runs `work(i)` for every i in 0..n on [`CONCURRENCY`] tasks.
 async fn concurrently<F, Fut>(n: usize, work: F)
@@ -331,8 +336,17 @@ where
     F: Fn(usize) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
+    concurrently_on(CONCURRENCY, n, work).await
+}
+
+/// Runs `work(i)` for every i in 0..n on `tasks` tasks.
+pub(crate) async fn concurrently_on<F, Fut>(tasks: usize, n: usize, work: F)
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     let next = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..CONCURRENCY)
+    let workers: Vec<_> = (0..tasks)
         .map(|_| {
             let (work, next) = (work.clone(), next.clone());
             tokio::spawn(async move {

@@ -34,6 +34,9 @@ pub mod duration;
 mod env;
 mod error;
 mod schema;
+mod sync;
+
+pub use sync::SyncMode;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -169,6 +172,10 @@ pub struct StoreConfig {
     )]
     #[schemars(with = "String")]
     pub retention: Duration,
+    /// SQLite only: `full` (default; a returned `emit` survives a power
+    /// loss) or `normal` (survives a process crash, not a power loss).
+    #[serde(default)]
+    pub sync: Option<SyncMode>,
 }
 
 fn default_store_url() -> SecretString {
@@ -190,6 +197,7 @@ impl Default for StoreConfig {
             url: default_store_url(),
             migrate: true,
             retention: default_retention(),
+            sync: None,
         }
     }
 }
@@ -531,6 +539,14 @@ impl Config {
     /// [`Config::validate`] without the routes (which may also name channels
     /// added in code).
     pub fn validate_settings(&self) -> Result<(), ConfigError> {
+        {
+            use secrecy::ExposeSecret;
+            let url = self.store.url.expose_secret();
+            let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+            if let Some(message) = self.store.sync_mismatch(scheme) {
+                return Err(ConfigError::invalid("store.sync", message));
+            }
+        }
         for (i, kind) in self.custom_kinds.iter().enumerate() {
             if kind.is_built_in() {
                 return Err(ConfigError::invalid(

@@ -1047,3 +1047,23 @@ fn a_mistyped_secret_is_not_echoed_in_errors() {
         "channels.x.port: invalid type: string \"${SECRET}\", expected u16"
     );
 }
+
+#[test]
+fn store_sync_is_sqlite_only() {
+    assert_eq!(parse("").store.sync_mode(), SyncMode::Full);
+    let relaxed = parse("[store]\nurl = \"sqlite://x.db\"\nsync = \"normal\"\n");
+    assert_eq!(relaxed.store.sync_mode(), SyncMode::Normal);
+    assert_eq!(
+        parse("[store]\nsync = \"full\"\n").store.sync_mode(),
+        SyncMode::Full
+    );
+    for url in ["postgres://db/clarion", "mysql://db/clarion", "memory://"] {
+        let e = error(&format!("[store]\nurl = \"{url}\"\nsync = \"normal\"\n"));
+        assert!(
+            e.starts_with("store.sync: applies to SQLite stores only"),
+            "{e}"
+        );
+    }
+    let e = error("[store]\nsync = \"off\"\n");
+    assert!(e.contains("store.sync") && e.contains("full"), "{e}");
+}

@@ -18,6 +18,10 @@ use uuid::Uuid;
 
 use crate::store::SqlStore;
 
+// What a notification row is, for code outside the crate that writes the same
+// rows (the bench's raw-driver ceilings).
+pub use crate::rows::{NOTIFICATION_COLUMNS, notification_args};
+
 /// A boxed, sendable future (what the dialect layer returns).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -243,6 +247,31 @@ pub trait Backend: Database + Sealed + Sized {
         store: &'a SqlStore<Self>,
         query: ClaimQuery<'a>,
     ) -> BoxFuture<'a, Result<Vec<Claimed>, sqlx::Error>>;
+
+    /// Whether [`Backend::fetch_script`] works (SQLite only: the other
+    /// drivers prepare one statement per command).
+    const SCRIPTS: bool = false;
+
+    /// Runs `;`-separated statements as one command (one hand-off to the
+    /// driver); the rows of each statement, in order.
+    fn fetch_script<'c>(
+        _conn: &'c mut Self::Connection,
+        _stmt: Stmt,
+    ) -> BoxFuture<'c, Result<Vec<Vec<Self::Row>>, sqlx::Error>> {
+        Box::pin(async {
+            Err(sqlx::Error::Protocol(
+                "this driver runs one statement per command".into(),
+            ))
+        })
+    }
+
+    /// The claim as one statement that a group writer runs inside its
+    /// transaction, next to the group's enqueues and outcomes (SQLite: one
+    /// writer holds the write lock anyway, so a claim of its own costs a
+    /// commit of its own). `None`: claims run on their own ([`Backend::claim`]).
+    fn grouped_claim(_query: &ClaimQuery<'_>) -> Option<Stmt> {
+        None
+    }
 
     /// Records many outcomes with one statement, each only while its delivery
     /// is in flight under its token; returns the deliveries it updated. The

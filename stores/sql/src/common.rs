@@ -74,6 +74,16 @@ pub(crate) async fn complete_values<B: Backend>(
     if completions.is_empty() {
         return Ok(HashSet::new());
     }
+    B::fetch(conn, complete_values_stmt::<B>(completions))
+        .await?
+        .iter()
+        .map(|row| B::get_uuid(row, "id"))
+        .collect()
+}
+
+/// The statement of [`complete_values`] (at least one completion); it
+/// returns the `id` of each delivery it updated.
+pub(crate) fn complete_values_stmt<B: Backend>(completions: &[&Completion]) -> Stmt {
     let row = format!("({})", placeholders(8));
     let mut stmt = Stmt::new(
         B::DIALECT,
@@ -101,9 +111,5 @@ pub(crate) async fn complete_values<B: Backend>(
             Arg::Time(r.at),
         ]);
     }
-    B::fetch(conn, stmt)
-        .await?
-        .iter()
-        .map(|row| B::get_uuid(row, "id"))
-        .collect()
+    stmt
 }

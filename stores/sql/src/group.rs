@@ -1,17 +1,25 @@
-//! Group commit: writer tasks turn concurrent `enqueue` and `complete` calls
-//! into shared transactions. SQLite and PostgreSQL only: the grouped insert
-//! needs `RETURNING`, which MySQL lacks.
+//! Group commit: writer tasks turn concurrent `enqueue`, `complete` and (on
+//! SQLite) claim calls into shared transactions. SQLite and PostgreSQL only:
+//! the grouped insert needs `RETURNING` or a script, which MySQL lacks.
 //!
-//! sqlx's SQLite driver costs ~150–200 µs per statement (a hand-off to the
-//! connection's worker thread, not fsync), so a transaction per event tops
-//! out near 1,000 events/s; on PostgreSQL every commit waits for a WAL flush.
-//! A writer takes every request waiting in the queue (up to [`MAX_GROUP`]),
-//! writes them with a few multi-row statements in one transaction (outcomes
-//! alone: one statement, which commits by itself), and only then answers
-//! each caller: every call still returns after its write is durable. While a
-//! group commits, the next one queues up, so the group size follows the
-//! load. SQLite has one writer (it has one write connection); PostgreSQL a
-//! few, so that one group's WAL flush does not hold up the next.
+//! sqlx's SQLite driver runs each command on the connection's worker thread
+//! and wakes the caller with the answer; with the runtime busy delivering,
+//! that hand-off costs far more than the statement (150 µs to over 1 ms), so
+//! a transaction of five statements per event tops out well below the disk.
+//! On PostgreSQL every commit waits for a WAL flush. A writer takes every
+//! request waiting in the queue (up to [`MAX_GROUP`]) and writes them in one
+//! transaction, then answers each caller: every call still returns after its
+//! write is durable. While a group commits, the next one queues up, so the
+//! group size follows the load.
+//!
+//! - SQLite has one writer (it has one write connection). Enqueues, outcomes
+//!   and claims all need that one write lock, so they share the group's
+//!   transaction, and the whole group is one script (`script` module): one
+//!   hand-off and one commit per group.
+//! - PostgreSQL has a few writers, so that one group's WAL flush does not
+//!   hold up the next; its claims run on their own (`FOR UPDATE SKIP
+//!   LOCKED`, concurrent with the groups). A group is a few multi-row
+//!   statements (outcomes alone: one statement, which commits by itself).
 //!
 //! If a group's transaction fails, its requests are retried one by one, so
 //! an error is reported only to the request that caused it.
@@ -19,14 +27,19 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use clarion_core::store::{Enqueued, LeaseToken, NewNotification, Outcome, StoreError};
+use clarion_core::store::{
+    ClaimRequest, Enqueued, LeaseToken, NewNotification, Outcome, StoreError,
+};
 use sqlx::Pool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::backend::{Arg, Backend, BoxFuture, Completion, Recorded, Stmt, placeholders};
+use crate::backend::{Arg, Backend, BoxFuture, Claimed, Completion, Recorded, Stmt, placeholders};
+use crate::common;
 use crate::rows::{self, NOTIFICATION_COLUMNS};
-use crate::store::{GroupWriter, SqlStore, backend_error};
+use crate::store::{GroupWriter, SqlStore, backend_error, claim_query};
+
+mod script;
 
 /// Requests per group at most (bounded by SQLite's 32,766 bound parameters:
 /// 13 per notification row, 8 per completion row).
@@ -41,12 +54,17 @@ enum Job {
         oneshot::Sender<Result<Enqueued, StoreError>>,
     ),
     Complete(Completion, oneshot::Sender<Result<(), StoreError>>),
+    Claim(
+        ClaimRequest,
+        oneshot::Sender<Result<Vec<Claimed>, StoreError>>,
+    ),
 }
 
 /// The handle the store holds; the writer tasks end when it is dropped.
 pub(crate) struct GroupCommit {
     jobs: mpsc::Sender<Job>,
     completions: bool,
+    claims: bool,
 }
 
 /// The queue the writers share: one of them at a time takes a group.
@@ -54,14 +72,25 @@ type Queue = Arc<Mutex<mpsc::Receiver<Job>>>;
 
 impl GroupCommit {
     /// Starts `writers` writer tasks on the current tokio runtime;
-    /// `completions` says whether outcomes are grouped too.
-    pub(crate) fn start<B: Backend>(pool: Pool<B>, completions: bool, writers: usize) -> Self {
+    /// `completions` and `claims` say whether outcomes and claims are
+    /// grouped too (claims only where [`Backend::grouped_claim`] has a
+    /// statement).
+    pub(crate) fn start<B: Backend>(
+        pool: Pool<B>,
+        completions: bool,
+        claims: bool,
+        writers: usize,
+    ) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let queue = Arc::new(Mutex::new(queue));
         for _ in 0..writers.max(1) {
             tokio::spawn(run(pool.clone(), queue.clone()));
         }
-        GroupCommit { jobs, completions }
+        GroupCommit {
+            jobs,
+            completions,
+            claims,
+        }
     }
 }
 
@@ -72,6 +101,21 @@ fn stopped() -> StoreError {
 impl GroupWriter for GroupCommit {
     fn groups_completions(&self) -> bool {
         self.completions
+    }
+
+    fn groups_claims(&self) -> bool {
+        self.claims
+    }
+
+    fn claim(&self, request: ClaimRequest) -> BoxFuture<'_, Result<Vec<Claimed>, StoreError>> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            self.jobs
+                .send(Job::Claim(request, reply))
+                .await
+                .map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
+        })
     }
 
     fn enqueue(&self, new: NewNotification) -> BoxFuture<'_, Result<Enqueued, StoreError>> {
@@ -138,22 +182,22 @@ async fn run<B: Backend>(pool: Pool<B>, queue: Queue) {
                 }
             }
         }
-        let mut enqueues = Vec::new();
-        let mut completes = Vec::new();
+        let mut group = Group::default();
         let mut ids = HashSet::new();
         for job in jobs {
             match job {
-                Job::Enqueue(new, reply) => enqueues.push((new, reply)),
+                Job::Enqueue(new, reply) => group.enqueues.push((new, reply)),
+                Job::Claim(request, reply) => group.claims.push((request, reply)),
                 Job::Complete(c, reply) => {
                     if ids.insert(c.id) {
-                        completes.push((c, reply));
+                        group.completes.push((c, reply));
                     } else {
                         carried.push(Job::Complete(c, reply));
                     }
                 }
             }
         }
-        write_group(&pool, enqueues, completes).await;
+        write_group(&pool, group).await;
     }
 }
 
@@ -162,29 +206,53 @@ type EnqueueJob = (
     oneshot::Sender<Result<Enqueued, StoreError>>,
 );
 type CompleteJob = (Completion, oneshot::Sender<Result<(), StoreError>>);
+type ClaimJob = (
+    ClaimRequest,
+    oneshot::Sender<Result<Vec<Claimed>, StoreError>>,
+);
 
-async fn write_group<B: Backend>(
-    pool: &Pool<B>,
+/// The requests one transaction carries.
+#[derive(Default)]
+struct Group {
     enqueues: Vec<EnqueueJob>,
     completes: Vec<CompleteJob>,
-) {
+    claims: Vec<ClaimJob>,
+}
+
+/// Writes a group in one transaction — enqueues, then outcomes, then claims
+/// (which so see this group's new deliveries and no longer its finished
+/// ones) — and answers each request after the commit. A lone statement
+/// commits by itself: no BEGIN / COMMIT round trips.
+async fn write_group<B: Backend>(pool: &Pool<B>, group: Group) {
+    let Group {
+        enqueues,
+        completes,
+        claims,
+    } = group;
     let news: Vec<&NewNotification> = enqueues.iter().map(|(n, _)| n).collect();
     let completions: Vec<&Completion> = completes.iter().map(|(c, _)| c).collect();
+    let statements = usize::from(!completions.is_empty()) + claims.len();
     let grouped = async {
-        if news.is_empty() {
-            // One statement commits on its own: no BEGIN / COMMIT round trips.
+        if B::SCRIPTS {
+            let mut conn = pool.acquire().await?;
+            let script = script::Script::build::<B>(&news, &completions, &claims);
+            return script.run::<B>(&mut conn, &news).await;
+        }
+        if news.is_empty() && statements == 1 {
             let mut conn = pool.acquire().await?;
             let completed = B::complete_all(&mut conn, &completions).await?;
-            return Ok((Vec::new(), completed));
+            let claimed = claim_all::<B>(&mut conn, &claims).await?;
+            return Ok((Vec::new(), completed, claimed));
         }
         let mut tx = B::begin_write(pool).await?;
         let enqueued = enqueue_all::<B>(&mut tx, &news).await?;
         let completed = B::complete_all(&mut tx, &completions).await?;
+        let claimed = claim_all::<B>(&mut tx, &claims).await?;
         tx.commit().await?;
-        Ok::<_, sqlx::Error>((enqueued, completed))
+        Ok::<_, sqlx::Error>((enqueued, completed, claimed))
     };
     match grouped.await {
-        Ok((enqueued, completed)) => {
+        Ok((enqueued, completed, claimed)) => {
             for ((_, reply), result) in enqueues.into_iter().zip(enqueued) {
                 let _ = reply.send(Ok(result));
             }
@@ -196,8 +264,11 @@ async fn write_group<B: Backend>(
                 };
                 let _ = reply.send(result);
             }
+            for ((_, reply), result) in claims.into_iter().zip(claimed) {
+                let _ = reply.send(Ok(result));
+            }
         }
-        Err(error) if enqueues.len() + completes.len() == 1 => {
+        Err(error) if enqueues.len() + completes.len() + claims.len() == 1 => {
             let error = backend_error::<B>(error);
             for (_, reply) in enqueues {
                 let _ = reply.send(Err(error.clone()));
@@ -205,17 +276,56 @@ async fn write_group<B: Backend>(
             for (_, reply) in completes {
                 let _ = reply.send(Err(error.clone()));
             }
+            for (_, reply) in claims {
+                let _ = reply.send(Err(error.clone()));
+            }
         }
         Err(error) => {
             tracing::debug!(%error, "a grouped write failed; writing its requests one by one");
-            for (new, reply) in enqueues {
-                Box::pin(write_group(pool, vec![(new, reply)], Vec::new())).await;
+            for job in enqueues {
+                let one = Group {
+                    enqueues: vec![job],
+                    ..Group::default()
+                };
+                Box::pin(write_group(pool, one)).await;
             }
-            for (c, reply) in completes {
-                Box::pin(write_group(pool, Vec::new(), vec![(c, reply)])).await;
+            for job in completes {
+                let one = Group {
+                    completes: vec![job],
+                    ..Group::default()
+                };
+                Box::pin(write_group(pool, one)).await;
+            }
+            for job in claims {
+                let one = Group {
+                    claims: vec![job],
+                    ..Group::default()
+                };
+                Box::pin(write_group(pool, one)).await;
             }
         }
     }
+}
+
+/// Runs each claim's statement; the deliveries each took.
+async fn claim_all<B: Backend>(
+    conn: &mut B::Connection,
+    claims: &[ClaimJob],
+) -> Result<Vec<Vec<Claimed>>, sqlx::Error> {
+    let mut all = Vec::with_capacity(claims.len());
+    for (request, _) in claims {
+        let query = claim_query(request);
+        let stmt = B::grouped_claim(&query).ok_or_else(|| {
+            sqlx::Error::Protocol("a grouped claim on a backend without one".into())
+        })?;
+        let rows = B::fetch(conn, stmt).await?;
+        all.push(
+            rows.iter()
+                .map(common::claimed::<B>)
+                .collect::<Result<_, _>>()?,
+        );
+    }
+    Ok(all)
 }
 
 /// Stores the notifications and their deliveries with one statement each;
@@ -322,10 +432,15 @@ async fn enqueue_all<B: Backend>(
 }
 
 impl<B: Backend> SqlStore<B> {
-    /// Routes `enqueue` (and `complete` if `completions`) through a
-    /// group-committing writer.
-    pub(crate) fn with_group_commit(mut self, completions: bool, writers: usize) -> Self {
-        let writer = GroupCommit::start(self.write.clone(), completions, writers);
+    /// Routes `enqueue` (and `complete` if `completions`, claims if
+    /// `claims`) through a group-committing writer.
+    pub(crate) fn with_group_commit(
+        mut self,
+        completions: bool,
+        claims: bool,
+        writers: usize,
+    ) -> Self {
+        let writer = GroupCommit::start(self.write.clone(), completions, claims, writers);
         self.group = Some(std::sync::Arc::new(writer));
         self
     }

@@ -115,6 +115,14 @@ pub enum OpenError {
         /// What the driver said.
         message: String,
     },
+    /// A `[store]` setting does not apply to this store.
+    #[error("{key}: {message}")]
+    Setting {
+        /// The configuration key, e.g. `store.sync`.
+        key: &'static str,
+        /// Why.
+        message: String,
+    },
     /// The embedded migrations failed.
     #[error("{backend} migrations failed: {message}")]
     Migrate {
@@ -127,7 +135,10 @@ pub enum OpenError {
 
 impl From<OpenError> for clarion_core::ConfigError {
     fn from(error: OpenError) -> Self {
-        clarion_core::ConfigError::invalid("store.url", error.to_string())
+        match error {
+            OpenError::Setting { key, message } => clarion_core::ConfigError::invalid(key, message),
+            other => clarion_core::ConfigError::invalid("store.url", other.to_string()),
+        }
     }
 }
 
@@ -139,6 +150,12 @@ pub async fn open(
     config: &StoreConfig,
 ) -> Result<Arc<dyn NotificationsStore>, OpenError> {
     let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+    if let Some(message) = config.sync_mismatch(scheme) {
+        return Err(OpenError::Setting {
+            key: "store.sync",
+            message,
+        });
+    }
     let not_built = |feature| OpenError::NotBuilt {
         scheme: scheme.to_owned(),
         feature,

@@ -270,6 +270,6 @@ impl SqlStore<Postgres> {
         if migrate {
             store.migrate().await?;
         }
-        Ok(store.with_group_commit(true, WRITERS))
+        Ok(store.with_group_commit(true, false, WRITERS))
     }
 }

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::backend::{Arg, Backend};
 
 /// The notification columns, in insert order.
-pub(crate) const NOTIFICATION_COLUMNS: &str = "id, kind, subject_id, subject_type, subject_name, \
+pub const NOTIFICATION_COLUMNS: &str = "id, kind, subject_id, subject_type, subject_name, \
      owner, severity, occurred_at, labels, data, dedup_key, created_at, read_at";
 
 /// The delivery columns a record is read from.
@@ -21,7 +21,7 @@ pub(crate) const DELIVERY_COLUMNS: &str = "id, notification_id, channel, status,
      next_attempt_at, lease_until, last_error, sent_at, receipt, created_at, updated_at";
 
 /// The values of [`NOTIFICATION_COLUMNS`] for `n`.
-pub(crate) fn notification_args(n: &Notification) -> Vec<Arg> {
+pub fn notification_args(n: &Notification) -> Vec<Arg> {
     let e = &n.event;
     vec![
         Arg::Uuid(n.id),

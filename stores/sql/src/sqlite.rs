@@ -2,7 +2,8 @@
 //!
 //! One file (`sqlite://clarion.db`, created if missing) in WAL mode with
 //! `synchronous = FULL`, so a returned `enqueue` survives a crash or power
-//! loss. All writes go through one connection (SQLite has one writer at a
+//! loss (`store.sync = "normal"` trades the power-loss guarantee for speed:
+//! a returned write then survives a process crash only). All writes go through one connection (SQLite has one writer at a
 //! time; queueing in the pool is cheaper than SQLite's busy-wait), reads use a
 //! small pool of their own and never block on writes. Timestamps are stored as
 //! integer microseconds since the Unix epoch.
@@ -19,7 +20,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use clarion_core::config::StoreConfig;
+use clarion_core::config::{StoreConfig, SyncMode};
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -85,23 +86,49 @@ impl Backend for Sqlite {
         query: ClaimQuery<'a>,
     ) -> BoxFuture<'a, Result<Vec<Claimed>, sqlx::Error>> {
         Box::pin(async move {
-            let (pending, expired, mut args) = query.candidates("");
-            let sql = format!(
-                "UPDATE clarion_deliveries SET {set} WHERE id IN (SELECT id FROM (\
-                 SELECT id, due FROM ({pending}) UNION ALL SELECT id, due FROM ({expired}) \
-                 ORDER BY due LIMIT ?)) RETURNING {CLAIM_RETURNING}",
-                set = common::claim_set("randomblob(16)"),
-            );
-            let mut all = common::claim_set_args(&query);
-            all.append(&mut args);
-            all.push(crate::backend::Arg::Int(query.limit));
-            let stmt = Stmt {
-                sql: Self::DIALECT.sql(&sql),
-                args: all,
-            };
             let mut conn = store.write.acquire().await?;
-            let rows = Self::fetch(&mut conn, stmt).await?;
+            let rows = Self::fetch(&mut conn, claim_statement(&query)).await?;
             rows.iter().map(common::claimed::<Self>).collect()
+        })
+    }
+
+    fn grouped_claim(query: &ClaimQuery<'_>) -> Option<Stmt> {
+        Some(claim_statement(query))
+    }
+
+    // The driver hands every command to the connection's worker thread and
+    // waits to be woken with the answer: with the runtime busy delivering,
+    // each hand-off costs far more than the statement. One script per group
+    // is one hand-off.
+    const SCRIPTS: bool = true;
+
+    fn fetch_script<'c>(
+        conn: &'c mut sqlx::SqliteConnection,
+        stmt: Stmt,
+    ) -> BoxFuture<'c, Result<Vec<Vec<SqliteRow>>, sqlx::Error>> {
+        Box::pin(async move {
+            use futures_util::TryStreamExt;
+            let mut query = sqlx::query::<Sqlite>(sqlx::AssertSqlSafe(stmt.sql));
+            for arg in stmt.args {
+                query = bind(query, arg);
+            }
+            // Several statements in one prepared query is SQLite-only, hence
+            // deprecated in sqlx's generic API; each statement ends with its
+            // result (`Left`), which is how the rows are told apart.
+            #[allow(deprecated)]
+            let mut results = query.fetch_many(conn);
+            let mut statements = vec![Vec::new()];
+            while let Some(item) = results.try_next().await? {
+                match item {
+                    sqlx::Either::Left(_) => statements.push(Vec::new()),
+                    sqlx::Either::Right(row) => statements
+                        .last_mut()
+                        .expect("there is a current statement")
+                        .push(row),
+                }
+            }
+            statements.pop();
+            Ok(statements)
         })
     }
 
@@ -128,6 +155,24 @@ impl Backend for Sqlite {
     }
 }
 
+/// A claim is a single `UPDATE … RETURNING` (run under SQLite's write lock).
+fn claim_statement(query: &ClaimQuery<'_>) -> Stmt {
+    let (pending, expired, mut args) = query.candidates("");
+    let sql = format!(
+        "UPDATE clarion_deliveries SET {set} WHERE id IN (SELECT id FROM (\
+         SELECT id, due FROM ({pending}) UNION ALL SELECT id, due FROM ({expired}) \
+         ORDER BY due LIMIT ?)) RETURNING {CLAIM_RETURNING}",
+        set = common::claim_set("randomblob(16)"),
+    );
+    let mut all = common::claim_set_args(query);
+    all.append(&mut args);
+    all.push(crate::backend::Arg::Int(query.limit));
+    Stmt {
+        sql: Sqlite::DIALECT.sql(&sql),
+        args: all,
+    }
+}
+
 impl SqlStore<Sqlite> {
     /// Opens (creating if missing) the database at `url` (`sqlite://path`,
     /// `sqlite::memory:`), running migrations unless `config.migrate` is off.
@@ -137,7 +182,17 @@ impl SqlStore<Sqlite> {
             message: e.to_string(),
         })?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        Self::connect_with(options.create_if_missing(true), in_memory, config.migrate).await
+        let sync = match config.sync_mode() {
+            SyncMode::Full => SqliteSynchronous::Full,
+            SyncMode::Normal => SqliteSynchronous::Normal,
+        };
+        Self::connect_with_sync(
+            options.create_if_missing(true),
+            in_memory,
+            config.migrate,
+            sync,
+        )
+        .await
     }
 
     /// Opens a store with explicit connection options (WAL, `synchronous =
@@ -149,12 +204,25 @@ impl SqlStore<Sqlite> {
         in_memory: bool,
         migrate: bool,
     ) -> Result<Self, OpenError> {
+        Self::connect_with_sync(options, in_memory, migrate, SqliteSynchronous::Full).await
+    }
+
+    /// [`SqlStore::connect_with`] with another `synchronous` setting:
+    /// `Normal` is what `store.sync = "normal"` picks (a returned write
+    /// survives a process crash, not a power loss; see
+    /// [`SyncMode`](clarion_core::config::SyncMode)).
+    pub async fn connect_with_sync(
+        options: SqliteConnectOptions,
+        in_memory: bool,
+        migrate: bool,
+        sync: SqliteSynchronous,
+    ) -> Result<Self, OpenError> {
         let connect = |e: sqlx::Error| OpenError::Connect {
             backend: Self::name(),
             message: e.to_string(),
         };
         let options = options
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(sync)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let store = if in_memory {
@@ -183,7 +251,7 @@ impl SqlStore<Sqlite> {
             store.migrate().await?;
         }
         // One writer: SQLite has one write connection anyway.
-        Ok(store.with_group_commit(true, 1))
+        Ok(store.with_group_commit(true, true, 1))
     }
 
     fn name() -> &'static str {

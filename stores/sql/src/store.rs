@@ -62,6 +62,10 @@ pub(crate) trait GroupWriter: Send + Sync {
     fn groups_completions(&self) -> bool;
     /// A grouped [`OutboxStore::enqueue`] (the input is already validated).
     fn enqueue(&self, new: NewNotification) -> BoxFuture<'_, Result<Enqueued, StoreError>>;
+    /// Whether claims go through the group too.
+    fn groups_claims(&self) -> bool;
+    /// A grouped claim: the deliveries it took, their notifications not attached.
+    fn claim(&self, request: ClaimRequest) -> BoxFuture<'_, Result<Vec<Claimed>, StoreError>>;
     /// A grouped [`OutboxStore::complete`].
     fn complete(
         &self,
@@ -464,6 +468,16 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
+/// What a claim asks the dialect for.
+pub(crate) fn claim_query(request: &ClaimRequest) -> ClaimQuery<'_> {
+    ClaimQuery {
+        now: request.now,
+        lease_until: add(request.now, request.lease),
+        limit: i64::try_from(request.limit).unwrap_or(i64::MAX),
+        exclude: &request.exclude_channels,
+    }
+}
+
 #[async_trait]
 impl<B: Backend> OutboxStore for SqlStore<B> {
     async fn enqueue(&self, new: NewNotification) -> Result<Enqueued, StoreError> {
@@ -501,13 +515,10 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
             return Ok(Vec::new());
         }
         let lease_until = add(request.now, request.lease);
-        let query = ClaimQuery {
-            now: request.now,
-            lease_until,
-            limit: i64::try_from(request.limit).unwrap_or(i64::MAX),
-            exclude: &request.exclude_channels,
+        let mut claimed = match self.group.as_ref().filter(|g| g.groups_claims()) {
+            Some(group) => group.claim(request).await?,
+            None => self.claim_rows(claim_query(&request)).await?,
         };
-        let mut claimed = self.claim_rows(query).await?;
         if claimed.is_empty() {
             return Ok(Vec::new());
         }

@@ -51,3 +51,33 @@ async fn sqlite_memory_url_works() {
         .unwrap();
     assert_eq!(store.unread_count("alice").await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn store_sync_picks_sqlites_synchronous_setting() {
+    use clarion_sql::sqlx::Row;
+    for (setting, expected) in [("", 2), ("sync = \"full\"", 2), ("sync = \"normal\"", 1)] {
+        let path = common::sqlite_path();
+        let config: clarion_core::config::StoreConfig = toml::from_str(setting).unwrap();
+        let store =
+            clarion_sql::SqliteStore::open(&format!("sqlite://{}", path.display()), &config)
+                .await
+                .unwrap();
+        let row = clarion_sql::sqlx::query("PRAGMA synchronous")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(row.get::<i64, _>(0), expected, "{setting:?}");
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+    // The key names itself when the store is not SQLite.
+    let config: clarion_core::config::StoreConfig = toml::from_str("sync = \"normal\"").unwrap();
+    let err = clarion_sql::open("postgres://127.0.0.1/none", &config)
+        .await
+        .err()
+        .unwrap();
+    let err = clarion_core::ConfigError::from(err);
+    assert_eq!(err.path(), Some("store.sync"), "{err}");
+}
