@@ -10,7 +10,7 @@
 //! twice, and a new deadline (after a rotation) starts a new cycle.
 //!
 //! A scan works in batches of [`MAX_BATCH`](crate::notifier::MAX_BATCH)
-//! warnings (see [`scan`]): one bulk dedup lookup, then one `emit_batch` of
+//! warnings (`deadline/scan.rs`): one bulk dedup lookup, then one `emit_batch` of
 //! the warnings not given yet, so a re-scan that finds nothing new costs a
 //! lookup per thousand subjects and writes nothing.
 
@@ -157,7 +157,7 @@ impl DeadlineWatcher {
     }
 
     /// Lists what is due within the window and emits the warnings, in
-    /// batches (see [`scan`]).
+    /// batches: a dedup lookup, then one `emit_batch` per 1,000 warnings.
     pub async fn scan(
         &self,
         notifier: &Notifier,
