@@ -467,7 +467,7 @@ async fn an_invalid_event_is_rejected_with_its_field_and_nothing_is_stored() {
     let err = notifier.emit(&event).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "invalid event: owner: is 300 bytes; at most 255"
+        "invalid event: owner: is 300 characters long; at most 255"
     );
     assert!(notifier.store().counts().await.unwrap().is_empty());
 }

@@ -1162,6 +1162,15 @@ impl OutboxStore for BrokenStore {
     async fn enqueue(&self, _: NewNotification) -> Result<Enqueued, StoreError> {
         Err(self.error())
     }
+    async fn enqueue_batch(&self, _: Vec<NewNotification>) -> Result<Vec<Enqueued>, StoreError> {
+        Err(self.error())
+    }
+    async fn taken_dedup_keys(
+        &self,
+        _: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        Err(self.error())
+    }
     async fn claim(&self, _: ClaimRequest) -> Result<Vec<Claim>, StoreError> {
         Err(self.error())
     }

@@ -8,6 +8,11 @@
 //! 7-day warnings together. The dedup key is (subject, deadline, threshold),
 //! so a rescan, a restart or a second instance on the same store never warns
 //! twice, and a new deadline (after a rotation) starts a new cycle.
+//!
+//! A scan works in batches of [`MAX_BATCH`](crate::notifier::MAX_BATCH)
+//! warnings (`deadline/scan.rs`): one bulk dedup lookup, then one `emit_batch` of
+//! the warnings not given yet, so a re-scan that finds nothing new costs a
+//! lookup per thousand subjects and writes nothing.
 
 use std::error::Error as StdError;
 
@@ -16,7 +21,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::config::DeadlinesConfig;
 use crate::event::{ApproachingDeadline, KeyEvent, Labels, Subject};
-use crate::notifier::{EmitError, EmitOutcome, Notifier};
+use crate::notifier::{EmitError, Notifier};
+
+mod scan;
 
 /// A subject's next rotation or renewal deadline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,15 +117,29 @@ impl DeadlineWatcher {
     /// The warning `deadline` warrants at `now`, if any: the tightest
     /// threshold it has crossed.
     pub fn warning(&self, deadline: &Deadline, now: DateTime<Utc>) -> Option<KeyEvent> {
+        let threshold = self.threshold(deadline, now)?;
+        Some(self.event(deadline, threshold, now, dedup_key(deadline, threshold)))
+    }
+
+    /// The tightest threshold (in days) `deadline` has crossed at `now`.
+    fn threshold(&self, deadline: &Deadline, now: DateTime<Utc>) -> Option<u32> {
         let remaining = deadline.deadline - now;
-        let threshold = self
-            .thresholds
+        self.thresholds
             .iter()
             .rev()
             .copied()
-            .find(|days| remaining <= TimeDelta::days((*days).into()))?;
+            .find(|days| remaining <= TimeDelta::days((*days).into()))
+    }
+
+    fn event(
+        &self,
+        deadline: &Deadline,
+        threshold: u32,
+        now: DateTime<Utc>,
+        key: String,
+    ) -> KeyEvent {
         let tightest = *self.thresholds.last().expect("at least one threshold");
-        let days_remaining = remaining.num_seconds().div_euclid(86_400);
+        let days_remaining = (deadline.deadline - now).num_seconds().div_euclid(86_400);
         let mut event = KeyEvent::approaching_deadline(
             deadline.subject.clone(),
             ApproachingDeadline {
@@ -129,19 +150,14 @@ impl DeadlineWatcher {
             },
         )
         .at(now)
-        .with_dedup_key(format!(
-            "approaching_deadline:{:?}:{}:{}:{}d",
-            deadline.subject.object_type,
-            deadline.subject.id,
-            deadline.deadline.to_rfc3339(),
-            threshold
-        ));
+        .with_dedup_key(key);
         event.owner = deadline.owner.clone();
         event.labels = deadline.labels.clone();
-        Some(event)
+        event
     }
 
-    /// Lists what is due within the window and emits the warnings.
+    /// Lists what is due within the window and emits the warnings, in
+    /// batches: a dedup lookup, then one `emit_batch` per 1,000 warnings.
     pub async fn scan(
         &self,
         notifier: &Notifier,
@@ -152,33 +168,20 @@ impl DeadlineWatcher {
             .due_by(now + self.window())
             .await
             .map_err(ScanError::Source)?;
-        let mut report = ScanReport {
-            listed: due.len(),
-            ..Default::default()
-        };
-        let mut first_error = None;
-        for deadline in &due {
-            let Some(event) = self.warning(deadline, now) else {
-                continue;
-            };
-            match notifier.emit(&event).await {
-                Ok(EmitOutcome::Duplicate { .. }) => report.already_warned += 1,
-                Ok(_) => report.warned += 1,
-                // Keep going: one bad subject must not starve the others.
-                Err(error) => {
-                    tracing::warn!(subject = %deadline.subject.id, %error, "deadline warning not emitted");
-                    first_error.get_or_insert(ScanError::Emit {
-                        subject: deadline.subject.id.clone(),
-                        error,
-                    });
-                }
-            }
-        }
-        match first_error {
-            Some(error) => Err(error),
-            None => Ok(report),
-        }
+        scan::warn(self, notifier, &due, now).await
     }
+}
+
+/// The dedup key of `deadline`'s warning at `threshold`: (subject, deadline,
+/// threshold).
+fn dedup_key(deadline: &Deadline, threshold: u32) -> String {
+    format!(
+        "approaching_deadline:{:?}:{}:{}:{}d",
+        deadline.subject.object_type,
+        deadline.subject.id,
+        deadline.deadline.to_rfc3339(),
+        threshold
+    )
 }
 
 #[cfg(test)]

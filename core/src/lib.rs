@@ -16,6 +16,7 @@
 //! - [`store`]: the outbox and inbox contracts; [`memory`]: the in-memory store.
 //! - `dispatcher` (internal): claim → deliver under a timeout → record; [`retry`]: backoff.
 //! - [`deadline`]: `approaching_deadline` warnings from a [`deadline::DeadlineSource`].
+//! - [`validation`]: the one event check every path and store runs.
 //! - [`clock`]: injected time; [`telemetry`]: metric names.
 
 pub mod channel;
@@ -32,6 +33,7 @@ pub mod retry;
 pub mod router;
 pub mod store;
 pub mod telemetry;
+pub mod validation;
 
 pub use dispatcher::DrainReport;
 pub use notifier::{

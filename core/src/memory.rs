@@ -5,7 +5,7 @@
 //! method awaits while holding it. Claims read ordered indexes (due time,
 //! lease expiry) instead of scanning.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -16,6 +16,8 @@ use crate::channel::Delivery;
 use crate::clock::add;
 use crate::notification::Notification;
 use crate::store::*;
+
+mod batch;
 
 /// An in-memory [`NotificationsStore`].
 ///
@@ -76,6 +78,68 @@ impl MemoryStore {
 }
 
 impl State {
+    /// Stores a validated notification (or reports its key's holder).
+    fn enqueue(&mut self, new: NewNotification) -> Enqueued {
+        let state = self;
+        let notification = new.notification;
+        if let Some(key) = &notification.event.dedup_key
+            && let Some(existing) = state.dedup.get(key)
+        {
+            return Enqueued::Duplicate {
+                existing_id: *existing,
+            };
+        }
+        let now = notification.created_at;
+        let id = notification.id;
+        let mut deliveries = Vec::with_capacity(new.channels.len());
+        for channel in new.channels {
+            let record = DeliveryRecord {
+                id: Uuid::now_v7(),
+                notification_id: id,
+                channel,
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                next_attempt_at: Some(now),
+                lease_until: None,
+                last_error: None,
+                sent_at: None,
+                receipt: None,
+                created_at: now,
+                updated_at: now,
+            };
+            deliveries.push(record.id);
+            state.index(&record);
+            state.delivery_ids.insert(record.id);
+            state.deliveries.insert(
+                record.id,
+                Slot {
+                    record,
+                    token: None,
+                },
+            );
+        }
+        if let Some(key) = &notification.event.dedup_key {
+            state.dedup.insert(key.clone(), id);
+        }
+        if let Some(owner) = &notification.event.owner {
+            state.inbox.entry(owner.clone()).or_default().insert(id);
+            if notification.read_at.is_none() {
+                *state.unread.entry(owner.clone()).or_default() += 1;
+            }
+        }
+        state.notifications.insert(
+            id,
+            Entry {
+                notification,
+                deliveries: deliveries.clone(),
+            },
+        );
+        Enqueued::Created {
+            notification_id: id,
+            deliveries,
+        }
+    }
+
     fn unindex(&mut self, record: &DeliveryRecord) {
         match record.status {
             DeliveryStatus::Pending => {
@@ -181,64 +245,19 @@ fn page<T>(
 #[async_trait]
 impl OutboxStore for MemoryStore {
     async fn enqueue(&self, new: NewNotification) -> Result<Enqueued, StoreError> {
-        let mut state = self.state();
-        let notification = new.notification;
-        if let Some(key) = &notification.event.dedup_key
-            && let Some(existing) = state.dedup.get(key)
-        {
-            return Ok(Enqueued::Duplicate {
-                existing_id: *existing,
-            });
-        }
-        let now = notification.created_at;
-        let id = notification.id;
-        let mut deliveries = Vec::with_capacity(new.channels.len());
-        for channel in new.channels {
-            let record = DeliveryRecord {
-                id: Uuid::now_v7(),
-                notification_id: id,
-                channel,
-                status: DeliveryStatus::Pending,
-                attempts: 0,
-                next_attempt_at: Some(now),
-                lease_until: None,
-                last_error: None,
-                sent_at: None,
-                receipt: None,
-                created_at: now,
-                updated_at: now,
-            };
-            deliveries.push(record.id);
-            state.index(&record);
-            state.delivery_ids.insert(record.id);
-            state.deliveries.insert(
-                record.id,
-                Slot {
-                    record,
-                    token: None,
-                },
-            );
-        }
-        if let Some(key) = &notification.event.dedup_key {
-            state.dedup.insert(key.clone(), id);
-        }
-        if let Some(owner) = &notification.event.owner {
-            state.inbox.entry(owner.clone()).or_default().insert(id);
-            if notification.read_at.is_none() {
-                *state.unread.entry(owner.clone()).or_default() += 1;
-            }
-        }
-        state.notifications.insert(
-            id,
-            Entry {
-                notification,
-                deliveries: deliveries.clone(),
-            },
-        );
-        Ok(Enqueued::Created {
-            notification_id: id,
-            deliveries,
-        })
+        crate::validation::validate_event(&new.notification.event, None)?;
+        Ok(self.state().enqueue(new))
+    }
+
+    async fn enqueue_batch(
+        &self,
+        batch: Vec<NewNotification>,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        self.enqueue_all(batch)
+    }
+
+    async fn taken_dedup_keys(&self, keys: &[String]) -> Result<HashSet<String>, StoreError> {
+        Ok(self.taken(keys))
     }
 
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Claim>, StoreError> {

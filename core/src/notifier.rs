@@ -54,9 +54,12 @@ use crate::memory::MemoryStore;
 use crate::router::{Explanation, Router};
 use crate::store::{DeliveryStatus, NotificationsStore, Requeued, StoreError};
 use crate::telemetry;
+use crate::validation::InvalidEvent;
 
+mod batch;
 mod prepared;
 
+pub use batch::{BatchResults, MAX_BATCH, PreparedBatch};
 pub use prepared::Prepared;
 
 /// What `emit` did.
@@ -95,6 +98,15 @@ pub enum EmitError {
     /// The store failed; the event was not stored and may be emitted again.
     #[error("the event was not stored: {0}")]
     Store(#[from] StoreError),
+}
+
+impl From<InvalidEvent> for EmitError {
+    fn from(e: InvalidEvent) -> Self {
+        EmitError::InvalidEvent {
+            field: e.field,
+            message: e.message,
+        }
+    }
 }
 
 /// Builds a [`Notifier`] from configuration and code.
@@ -194,6 +206,7 @@ impl NotifierBuilder {
                 clock,
                 dispatcher,
                 deadlines: config.deadlines.clone(),
+                max_event_bytes: config.max_event_bytes,
                 retention: config.store.retention,
                 source: self.source,
                 kind_label,
@@ -232,6 +245,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     dispatcher: Arc<Dispatcher>,
     deadlines: DeadlinesConfig,
+    /// `max_event_bytes`, for [`crate::validation::validate_event`].
+    max_event_bytes: usize,
     retention: Duration,
     source: Option<Arc<dyn DeadlineSource>>,
     kind_label: KindLabel,
@@ -243,9 +258,6 @@ impl std::fmt::Debug for Notifier {
         f.debug_struct("Notifier").finish_non_exhaustive()
     }
 }
-
-const MAX_ID: usize = 255;
-const MAX_LABELS: usize = 64;
 
 impl Notifier {
     /// A builder.
@@ -333,6 +345,13 @@ impl Notifier {
         }
     }
 
+    /// Checks `event` exactly as `emit` does before storing it (see
+    /// [`crate::validation`]), with this notifier's `max_event_bytes`; for
+    /// code that accepts events before emitting them, such as HTTP ingest.
+    pub fn validate(&self, event: &KeyEvent) -> Result<(), InvalidEvent> {
+        crate::validation::validate_event(event, Some(self.inner.max_event_bytes))
+    }
+
     /// Which routes `event` matches and why.
     pub fn explain(&self, event: &(impl Event + ?Sized)) -> Explanation {
         self.inner.router.explain(&event.to_key_event())
@@ -403,57 +422,6 @@ impl Notifier {
             notifier: self.clone(),
         }
     }
-}
-
-fn validate(event: &KeyEvent) -> Result<(), EmitError> {
-    let invalid = |field: &str, message: String| EmitError::InvalidEvent {
-        field: field.to_owned(),
-        message,
-    };
-    let text = |field: &str, value: &str| {
-        if value.trim().is_empty() {
-            Err(invalid(field, "must not be empty".into()))
-        } else if value.len() > MAX_ID {
-            Err(invalid(
-                field,
-                format!("is {} bytes; at most {MAX_ID}", value.len()),
-            ))
-        } else {
-            Ok(())
-        }
-    };
-    text("subject.id", &event.subject.id)?;
-    if let Some(name) = &event.subject.name {
-        text("subject.name", name)?;
-    }
-    if let Some(owner) = &event.owner {
-        text("owner", owner)?;
-    }
-    if let Some(key) = &event.dedup_key {
-        text("dedup_key", key)?;
-    }
-    if event.labels.len() > MAX_LABELS {
-        return Err(invalid(
-            "labels",
-            format!("has {} labels; at most {MAX_LABELS}", event.labels.len()),
-        ));
-    }
-    for (key, value) in &event.labels {
-        text("labels", key)?;
-        if value.len() > MAX_ID {
-            return Err(invalid(
-                &format!("labels.{key}"),
-                format!("is {} bytes; at most {MAX_ID}", value.len()),
-            ));
-        }
-    }
-    if !event.data.is_object() {
-        return Err(invalid(
-            "data",
-            "must be a JSON object (kind-specific fields)".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// A started [`Notifier`]; stop it with [`RunningNotifier::shutdown`].

@@ -32,6 +32,10 @@ use uuid::Uuid;
 use crate::channel::{Delivery, Receipt};
 use crate::notification::Notification;
 
+mod batch;
+
+pub use batch::{MAX_BATCH, check_batch};
+
 /// Where a delivery is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -314,6 +318,20 @@ pub trait OutboxStore: Send + Sync {
     /// the notification's `created_at`, atomically; or reports the
     /// notification that already holds its dedup key and stores nothing.
     async fn enqueue(&self, new: NewNotification) -> Result<Enqueued, StoreError>;
+
+    /// Stores up to [`MAX_BATCH`] notifications in one transaction, all or
+    /// nothing: one [`Enqueued`] per input, in order, or an error and nothing
+    /// stored. Of two inputs with one dedup key the later is a duplicate of
+    /// the earlier. See [`check_batch`] for what is refused up front.
+    async fn enqueue_batch(&self, batch: Vec<NewNotification>)
+    -> Result<Vec<Enqueued>, StoreError>;
+
+    /// Which of `keys` are held by a stored notification (one bulk lookup;
+    /// any number of keys). Lets a deadline re-scan skip what it warned of.
+    async fn taken_dedup_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
 
     /// Claims up to `limit` deliveries that are pending and due, or in flight
     /// with an expired lease, oldest due first: each gets a fresh lease token

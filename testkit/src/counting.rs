@@ -1,7 +1,11 @@
 //! [`CountingStore`]: a store wrapper that counts claim rounds, so a test can
 //! wait until the dispatcher has demonstrably looked for due work before it
-//! asserts that nothing was sent (instead of sleeping and hoping).
+//! asserts that nothing was sent (instead of sleeping and hoping). It also
+//! records the writes a test may want to count (single and batch enqueues,
+//! dedup lookups) and can make batch writes fail from the n-th on, to test
+//! how callers handle a store failure.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
@@ -11,10 +15,21 @@ use clarion_core::store::*;
 use uuid::Uuid;
 
 /// Forwards every call to `inner`, counting `claim` calls.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CountingStore<S> {
     inner: S,
     claims: AtomicUsize,
+    enqueues: AtomicUsize,
+    lookups: AtomicUsize,
+    batches: Mutex<Vec<usize>>,
+    /// Batch writes from this index on fail (`usize::MAX`: none).
+    fail_batches_from: AtomicUsize,
+}
+
+impl<S: Default> Default for CountingStore<S> {
+    fn default() -> Self {
+        CountingStore::new(S::default())
+    }
 }
 
 impl<S> CountingStore<S> {
@@ -23,7 +38,35 @@ impl<S> CountingStore<S> {
         CountingStore {
             inner,
             claims: AtomicUsize::new(0),
+            enqueues: AtomicUsize::new(0),
+            lookups: AtomicUsize::new(0),
+            batches: Mutex::new(Vec::new()),
+            fail_batches_from: AtomicUsize::new(usize::MAX),
         }
+    }
+
+    /// How many single `enqueue` calls ran so far.
+    pub fn enqueues(&self) -> usize {
+        self.enqueues.load(Ordering::SeqCst)
+    }
+
+    /// How many `taken_dedup_keys` lookups ran so far.
+    pub fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
+    }
+
+    /// The size of every `enqueue_batch` call so far (failed ones included).
+    pub fn batches(&self) -> Vec<usize> {
+        self.batches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Makes the `n`-th `enqueue_batch` call (counting from 0) and every
+    /// later one fail with a retryable backend error, storing nothing.
+    pub fn fail_batches_from(&self, n: usize) {
+        self.fail_batches_from.store(n, Ordering::SeqCst);
     }
 
     /// How many claim rounds ran so far.
@@ -40,7 +83,32 @@ impl<S> CountingStore<S> {
 #[async_trait]
 impl<S: NotificationsStore> OutboxStore for CountingStore<S> {
     async fn enqueue(&self, new: NewNotification) -> Result<Enqueued, StoreError> {
+        self.enqueues.fetch_add(1, Ordering::SeqCst);
         self.inner.enqueue(new).await
+    }
+    async fn enqueue_batch(
+        &self,
+        batch: Vec<NewNotification>,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        let index = {
+            let mut batches = self.batches.lock().unwrap_or_else(|p| p.into_inner());
+            batches.push(batch.len());
+            batches.len() - 1
+        };
+        if index >= self.fail_batches_from.load(Ordering::SeqCst) {
+            return Err(StoreError::backend(
+                format!("batch write {index} failed (injected by CountingStore)"),
+                true,
+            ));
+        }
+        self.inner.enqueue_batch(batch).await
+    }
+    async fn taken_dedup_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.inner.taken_dedup_keys(keys).await
     }
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Claim>, StoreError> {
         let claimed = self.inner.claim(request).await;

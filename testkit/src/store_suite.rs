@@ -72,6 +72,11 @@ use uuid::Uuid;
 
 use DeliveryStatus::{Dead, InFlight, Pending, Sent};
 
+mod batch;
+mod validation;
+pub use batch::*;
+pub use validation::*;
+
 /// The store under test, shared by the tasks of a case.
 pub type SharedStore = Arc<dyn NotificationsStore>;
 
@@ -161,6 +166,16 @@ macro_rules! store_conformance_tests {
             concurrent_complete_and_reclaim_keep_fencing
             concurrent_completes_with_one_token_have_one_winner
             concurrent_read_marks_count_each_notification_once
+            emit_refuses_a_nul_as_an_invalid_event
+            emit_refuses_an_oversized_event
+            enqueue_refuses_what_validation_refuses
+            enqueue_batch_answers_each_entry_in_order
+            enqueue_batch_copies_of_a_held_key_name_the_holder
+            enqueue_batch_with_an_invalid_entry_stores_nothing
+            enqueue_batch_takes_at_most_max_batch
+            taken_dedup_keys_reports_held_keys
+            emit_batch_reports_each_event
+            emit_batch_larger_than_max_batch_is_split
         );
     };
 }

@@ -58,13 +58,18 @@ use crate::registry;
 use crate::router::Router;
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Event kinds beyond `rotation_success`, `rotation_failure` and
     /// `approaching_deadline` that routes may name.
     #[serde(default)]
     pub custom_kinds: Vec<EventKind>,
+    /// Largest event accepted, in bytes of its JSON (as stored and as
+    /// channels render it), on every path: `emit`, batches, HTTP ingest. A
+    /// larger event is refused with its largest field named. At least 1024.
+    #[serde(default = "default_max_event_bytes")]
+    pub max_event_bytes: usize,
     /// Where notifications and deliveries are kept.
     #[serde(default)]
     pub store: StoreConfig,
@@ -85,6 +90,29 @@ pub struct Config {
     #[schemars(skip)]
     substituted: Substitutions,
 }
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            custom_kinds: Vec::new(),
+            max_event_bytes: default_max_event_bytes(),
+            store: StoreConfig::default(),
+            delivery: DeliveryConfig::default(),
+            deadlines: DeadlinesConfig::default(),
+            channels: BTreeMap::new(),
+            routes: Vec::new(),
+            substituted: Substitutions::default(),
+        }
+    }
+}
+
+fn default_max_event_bytes() -> usize {
+    crate::validation::DEFAULT_MAX_EVENT_BYTES
+}
+
+/// The smallest `max_event_bytes` accepted: below it, ordinary events with a
+/// few labels would be refused.
+const MIN_MAX_EVENT_BYTES: usize = 1024;
 
 /// Where `${VAR}` put a value, so errors can show `${VAR}` instead of it.
 #[derive(Clone, Default)]
@@ -526,6 +554,16 @@ impl Config {
                     format!("\"{kind}\" is a built-in kind; list only custom kinds here"),
                 ));
             }
+        }
+        if self.max_event_bytes < MIN_MAX_EVENT_BYTES {
+            return Err(ConfigError::invalid(
+                "max_event_bytes",
+                format!(
+                    "is {}; at least {MIN_MAX_EVENT_BYTES} (the default is {})",
+                    self.max_event_bytes,
+                    default_max_event_bytes()
+                ),
+            ));
         }
         self.delivery.validate()?;
         self.deadlines.validate()?;

@@ -10,7 +10,7 @@ use std::future::Future;
 use tracing::{Instrument, Span, debug, info_span};
 use uuid::Uuid;
 
-use super::{EmitError, EmitOutcome, Notifier, validate};
+use super::{EmitError, EmitOutcome, Notifier};
 use crate::event::KeyEvent;
 use crate::notification::Notification;
 use crate::store::{Enqueued, NewNotification, StoreError};
@@ -43,7 +43,7 @@ impl Prepared {
         let kind = (notifier.inner.kind_label)(&event.kind);
         let span = info_span!("clarion.emit", kind = %kind, subject_id = %event.subject.id);
         let channels = span.in_scope(|| {
-            validate(&event)?;
+            notifier.validate(&event)?;
             Ok::<_, EmitError>(notifier.inner.router.route(&event))
         })?;
         let notification = Notification::new(event, notifier.inner.clock.now());
@@ -88,6 +88,15 @@ impl Prepared {
         F: FnOnce(NewNotification) -> Fut,
         Fut: Future<Output = Result<Enqueued, StoreError>>,
     {
+        let (new, finish) = self.split();
+        let span = finish.span.clone();
+        async move { Ok(finish.report(enqueue(new).await?)) }
+            .instrument(span)
+            .await
+    }
+
+    /// The notification to store, and what reports the store's answer.
+    pub(super) fn split(self) -> (NewNotification, Finish) {
         let Prepared {
             notifier,
             new,
@@ -95,34 +104,60 @@ impl Prepared {
             span,
         } = self;
         let channels = new.channels.clone();
-        async move {
-            Ok(match enqueue(new).await? {
-                Enqueued::Duplicate { existing_id } => {
-                    telemetry::event(&kind, "duplicate");
-                    debug!(%existing_id, "duplicate event");
-                    EmitOutcome::Duplicate { existing_id }
+        (
+            new,
+            Finish {
+                notifier,
+                kind,
+                channels,
+                span,
+            },
+        )
+    }
+}
+
+/// The second half of `emit` once the store answered: the outcome, its
+/// metric and its log line (shared by single and batch emits).
+pub(super) struct Finish {
+    notifier: Notifier,
+    kind: String,
+    channels: Vec<String>,
+    pub(super) span: Span,
+}
+
+impl Finish {
+    pub(super) fn report(self, enqueued: Enqueued) -> EmitOutcome {
+        let Finish {
+            notifier,
+            kind,
+            channels,
+            span,
+        } = self;
+        let _entered = span.enter();
+        match enqueued {
+            Enqueued::Duplicate { existing_id } => {
+                telemetry::event(&kind, "duplicate");
+                debug!(%existing_id, "duplicate event");
+                EmitOutcome::Duplicate { existing_id }
+            }
+            Enqueued::Created {
+                notification_id, ..
+            } if channels.is_empty() => {
+                telemetry::event(&kind, "unrouted");
+                notifier.log_unrouted(&kind);
+                EmitOutcome::Unrouted {
+                    id: notification_id,
                 }
-                Enqueued::Created {
-                    notification_id, ..
-                } if channels.is_empty() => {
-                    telemetry::event(&kind, "unrouted");
-                    notifier.log_unrouted(&kind);
-                    EmitOutcome::Unrouted {
-                        id: notification_id,
-                    }
+            }
+            Enqueued::Created {
+                notification_id, ..
+            } => {
+                telemetry::event(&kind, "enqueued");
+                EmitOutcome::Enqueued {
+                    id: notification_id,
+                    channels,
                 }
-                Enqueued::Created {
-                    notification_id, ..
-                } => {
-                    telemetry::event(&kind, "enqueued");
-                    EmitOutcome::Enqueued {
-                        id: notification_id,
-                        channels,
-                    }
-                }
-            })
+            }
         }
-        .instrument(span)
-        .await
     }
 }

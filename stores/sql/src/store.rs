@@ -14,15 +14,19 @@ use clarion_core::event::Event;
 use clarion_core::notification::Notification;
 use clarion_core::notifier::{EmitError, EmitOutcome, Notifier};
 use clarion_core::store::*;
+use clarion_core::validation::validate_event;
 use sqlx::Pool;
 use uuid::Uuid;
 
 use crate::backend::{Arg, Backend, BoxFuture, ClaimQuery, Claimed, Recorded, Stmt, placeholders};
 use crate::rows::{self, DELIVERY_COLUMNS, NOTIFICATION_COLUMNS};
 
+mod batch;
+
 /// Longest owner, dedup key, channel name, subject id or name a store accepts
-/// (in characters); the same on every dialect.
-pub const MAX_KEY_CHARS: usize = 255;
+/// (in characters); the same on every dialect, and core's
+/// [`MAX_ID_CHARS`](clarion_core::validation::MAX_ID_CHARS).
+pub const MAX_KEY_CHARS: usize = clarion_core::validation::MAX_ID_CHARS;
 
 /// `last_error` and receipts longer than this (in bytes) are cut, with a marker.
 pub const MAX_DETAIL_BYTES: usize = 8 * 1024;
@@ -145,48 +149,11 @@ fn check_text(field: &str, value: &str, max_chars: usize) -> Result<(), StoreErr
     Ok(())
 }
 
-fn check_json(field: &str, value: &serde_json::Value) -> Result<(), StoreError> {
-    use serde_json::Value;
-    let nul = |s: &str| s.contains('\0');
-    let bad = match value {
-        Value::String(s) => nul(s),
-        Value::Array(items) => return items.iter().try_for_each(|v| check_json(field, v)),
-        Value::Object(map) => {
-            for (k, v) in map {
-                if nul(k) {
-                    return Err(invalid(field, "a key contains a NUL character"));
-                }
-                check_json(field, v)?;
-            }
-            false
-        }
-        _ => false,
-    };
-    if bad {
-        return Err(invalid(field, "a string contains a NUL character"));
-    }
-    Ok(())
-}
-
-/// Checks that `new` can be stored the same way on every dialect.
+/// Checks that `new` can be stored the same way on every dialect: the event
+/// with core's one validation (`clarion_core::validation`), and what only a
+/// store has, the channel names.
 pub(crate) fn validate(new: &NewNotification) -> Result<(), StoreError> {
-    let event = &new.notification.event;
-    check_text("kind", event.kind.as_str(), 64)?;
-    check_text("subject.id", &event.subject.id, MAX_KEY_CHARS)?;
-    if let Some(name) = &event.subject.name {
-        check_text("subject.name", name, MAX_KEY_CHARS)?;
-    }
-    if let Some(owner) = &event.owner {
-        check_text("owner", owner, MAX_KEY_CHARS)?;
-    }
-    if let Some(key) = &event.dedup_key {
-        check_text("dedup_key", key, MAX_KEY_CHARS)?;
-    }
-    for (key, value) in &event.labels {
-        check_text("labels", key, usize::MAX)?;
-        check_text("labels", value, usize::MAX)?;
-    }
-    check_json("data", &event.data)?;
+    validate_event(&new.notification.event, None)?;
     for channel in &new.channels {
         check_text("channels", channel, MAX_KEY_CHARS)?;
     }
@@ -527,6 +494,20 @@ impl<B: Backend> OutboxStore for SqlStore<B> {
             Enqueued::Duplicate { .. } => tx.rollback().await.map_err(backend_error::<B>)?,
         }
         Ok(enqueued)
+    }
+
+    async fn enqueue_batch(
+        &self,
+        batch: Vec<NewNotification>,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        self.enqueue_batch_tx(batch).await
+    }
+
+    async fn taken_dedup_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        self.taken_keys(keys).await
     }
 
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Claim>, StoreError> {

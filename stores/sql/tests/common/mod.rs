@@ -5,6 +5,7 @@
 
 #![allow(dead_code, missing_docs)]
 
+pub mod batch;
 pub mod chaos;
 pub mod emit_in;
 pub mod outbox;
@@ -53,6 +54,16 @@ macro_rules! sql_store_tests {
         #[tokio::test]
         async fn oversized_and_nul_input_is_invalid() {
             common::outbox::oversized_and_nul_input_is_invalid(&$open().await.store).await;
+        }
+
+        #[tokio::test]
+        async fn a_store_failure_mid_batch_stores_none_of_it() {
+            common::batch::a_store_failure_mid_batch_stores_none_of_it(&$open().await.store).await;
+        }
+
+        #[tokio::test]
+        async fn emit_batch_in_follows_the_transaction() {
+            common::batch::emit_batch_in_follows_the_transaction(&$open().await.store).await;
         }
 
         #[tokio::test]
@@ -187,6 +198,18 @@ pub async fn mysql() -> Isolated<clarion_sql::MySqlStore> {
 impl<S: NotificationsStore> OutboxStore for Isolated<S> {
     async fn enqueue(&self, new: NewNotification) -> Result<Enqueued, StoreError> {
         self.store.enqueue(new).await
+    }
+    async fn enqueue_batch(
+        &self,
+        batch: Vec<NewNotification>,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        self.store.enqueue_batch(batch).await
+    }
+    async fn taken_dedup_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        self.store.taken_dedup_keys(keys).await
     }
     async fn claim(&self, request: ClaimRequest) -> Result<Vec<Claim>, StoreError> {
         self.store.claim(request).await
