@@ -1,6 +1,11 @@
 //! `cargo xtask bench [SECTION…] [EVENTS]`: prints figures. Sections:
-//! `e2e`, `memory`, `webhook`, `smtp`, `sqlite`, `postgres`, `mysql`
-//! (default: all); `EVENTS` sets the memory-store run's event count.
+//! `e2e`, `memory`, `webhook`, `smtp`, `sqlite`, `postgres`, `mysql`,
+//! `batch`, `deadlines` (default: all); `EVENTS` sets the memory-store run's
+//! event count.
+//!
+//! `batch` is `emit_batch` (emit only) against each engine's 100-events-per-
+//! transaction rate; `deadlines` the first scan and the re-scan of 100,000
+//! keys (see those modules).
 //!
 //! `e2e` is the path users run: emits while the dispatcher delivers signed
 //! webhooks to a receiver in another process, on every store, next to the
@@ -26,7 +31,9 @@ use clarion::store::{DeliveryStatus, OutboxStore};
 use clarion::{Channel, Delivery, DeliveryError, Notifier, Receipt};
 use tokio::sync::Notify;
 
+mod batch;
 mod ceiling;
+mod deadlines;
 mod e2e;
 mod smtp;
 mod store;
@@ -73,8 +80,16 @@ batch_size = 256
 channels = ["a", "b"]
 "#;
 
-const SECTIONS: [&str; 7] = [
-    "e2e", "memory", "webhook", "smtp", "sqlite", "postgres", "mysql",
+const SECTIONS: [&str; 9] = [
+    "e2e",
+    "memory",
+    "webhook",
+    "smtp",
+    "sqlite",
+    "postgres",
+    "mysql",
+    "batch",
+    "deadlines",
 ];
 
 fn main() {
@@ -105,6 +120,8 @@ fn main() {
     for section in &sections {
         match section.as_str() {
             "e2e" => runtime.block_on(e2e::run()),
+            "batch" => runtime.block_on(batch::run()),
+            "deadlines" => runtime.block_on(deadlines::run()),
             "memory" => runtime.block_on(memory(events)),
             "webhook" => runtime.block_on(webhook::run()),
             "smtp" => runtime.block_on(smtp::run()),
