@@ -1,5 +1,5 @@
 //! `POST /v1/events`: one event JSON, or an array of at most
-//! [`MAX_BATCH`](clarion::notifier::MAX_BATCH), answered with one
+//! [`MAX_BATCH`], answered with one
 //! result per event.
 //!
 //! The body is the documented event JSON ([`clarion::event::KeyEvent`]);

@@ -3,7 +3,7 @@
 //!
 //! | command | does | exit codes |
 //! |---|---|---|
-//! | `clarion serve --config F` | dispatcher, deadline watcher, upkeep and the HTTP API, until SIGTERM/SIGINT | 0 after a clean drain |
+//! | `clarion serve --config F` | dispatcher, upkeep and the HTTP API, until SIGTERM/SIGINT | 0 after a clean drain / 1 / 2 |
 //! | `clarion check --config F` | validates the file (every error with its path); prints channels, routes, store | 0 / 2 |
 //! | `clarion schema` | the JSON Schema of the file, `[server]` included | 0 |
 //! | `clarion explain --config F EVENT.json` | which routes match and why | 0 / 2 |

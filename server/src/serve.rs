@@ -1,4 +1,4 @@
-//! `clarion serve`: the notifier (dispatcher, deadline watcher, upkeep) and
+//! `clarion serve`: the notifier (dispatcher, upkeep) and
 //! the HTTP server, until SIGTERM or SIGINT, then a graceful drain.
 
 use std::io::Write;
