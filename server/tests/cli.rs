@@ -260,3 +260,14 @@ listen = "127.0.0.1:0"
     assert_eq!(code, 2, "{err}");
     assert_eq!(daemon.terminate().await.code(), Some(0));
 }
+
+#[test]
+fn the_example_config_of_the_readme_checks() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/clarion.example.toml");
+    let (code, out, err) = run(&["check", "--config", example]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("server: listen 127.0.0.1:8686, 0 API key(s), unauthenticated allowed"),
+        "{out}"
+    );
+}
