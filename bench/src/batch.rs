@@ -58,7 +58,13 @@ async fn sqlite(db: &mut Databases, sample: &Notification) {
         let (_, path) = db.sqlite_with_path().await;
         engine.push(ceiling::sqlite_commits(&path, sample, 100, EVENTS).await);
     }
-    report("SQLite", "sqlite3 (Python), 100 events/tx, FULL", &clarion, &keyed, &engine);
+    report(
+        "SQLite",
+        "sqlite3 (Python), 100 events/tx, FULL",
+        &clarion,
+        &keyed,
+        &engine,
+    );
 }
 
 async fn postgres(db: &mut Databases, sample: &Notification) {
@@ -77,7 +83,13 @@ async fn postgres(db: &mut Databases, sample: &Notification) {
         engine.push(ceiling::sql_commits(&pool, sample, 1, 100, EVENTS).await);
         pool.close().await;
     }
-    report("PostgreSQL", "1 raw sqlx writer, 100 events/tx", &clarion, &keyed, &engine);
+    report(
+        "PostgreSQL",
+        "1 raw sqlx writer, 100 events/tx",
+        &clarion,
+        &keyed,
+        &engine,
+    );
 }
 
 async fn mysql(db: &mut Databases, sample: &Notification) {
@@ -96,19 +108,35 @@ async fn mysql(db: &mut Databases, sample: &Notification) {
         engine.push(ceiling::sql_commits(&pool, sample, 1, 100, EVENTS).await);
         pool.close().await;
     }
-    report("MariaDB", "1 raw sqlx writer, 100 events/tx", &clarion, &keyed, &engine);
+    report(
+        "MariaDB",
+        "1 raw sqlx writer, 100 events/tx",
+        &clarion,
+        &keyed,
+        &engine,
+    );
 }
 
 fn report(store: &str, ceiling: &str, clarion: &[f64], keyed: &[f64], engine: &[f64]) {
     let best = |v: &[f64]| v.iter().copied().fold(f64::MIN, f64::max);
-    rate_row(store, "emit_batch ×1,000, emit only", "events/s", &Figure::of(clarion));
+    rate_row(
+        store,
+        "emit_batch ×1,000, emit only",
+        "events/s",
+        &Figure::of(clarion),
+    );
     rate_row(
         store,
         "  same, each event with a dedup key",
         "events/s",
         &Figure::of(keyed),
     );
-    rate_row(store, &format!("ceiling: {ceiling}"), "events/s", &Figure::of(engine));
+    rate_row(
+        store,
+        &format!("ceiling: {ceiling}"),
+        "events/s",
+        &Figure::of(engine),
+    );
     row(
         store,
         "ratio emit_batch / ceiling",
@@ -129,7 +157,11 @@ async fn emit_rate(store: Arc<dyn NotificationsStore>, dedup: bool) -> f64 {
     let events: Vec<KeyEvent> = (0..EVENTS)
         .map(|i| {
             let e = event(i);
-            if dedup { e.with_dedup_key(format!("bench:{i}")) } else { e }
+            if dedup {
+                e.with_dedup_key(format!("bench:{i}"))
+            } else {
+                e
+            }
         })
         .collect();
     let started = Instant::now();
