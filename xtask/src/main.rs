@@ -13,8 +13,10 @@ mod reference;
 
 use std::process::{Command, ExitCode};
 
-// Link the stock channels so their kinds appear in the schema.
+// Link the stock channels so their kinds appear in the schema, and the
+// server so its `[server]` section does.
 use clarion as _;
+use clarion_server as _;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -34,6 +34,7 @@ pub mod duration;
 mod env;
 mod error;
 mod schema;
+pub mod section;
 mod sync;
 
 pub use sync::SyncMode;
@@ -89,6 +90,10 @@ pub struct Config {
     #[serde(skip)]
     #[schemars(skip)]
     substituted: Substitutions,
+    /// Registered extra sections (`[server]` …), see [`section`].
+    #[serde(skip)]
+    #[schemars(skip)]
+    sections: section::Sections,
 }
 
 impl Default for Config {
@@ -102,6 +107,7 @@ impl Default for Config {
             channels: BTreeMap::new(),
             routes: Vec::new(),
             substituted: Substitutions::default(),
+            sections: section::Sections::default(),
         }
     }
 }
@@ -489,14 +495,16 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let table: toml::Table = toml::from_str(toml).map_err(|e| syntax_error(toml, &e))?;
         let mut substituted = Substitutions::default();
-        let value = to_json(
+        let mut value = to_json(
             toml::Value::Table(table),
             &mut String::new(),
             &env,
             &mut substituted,
         )?;
+        let sections = section::Sections::take(&mut value).map_err(|e| substituted.scrub(e))?;
         let mut config: Config = deserialize_at("", value).map_err(|e| substituted.scrub(e))?;
         config.substituted = substituted;
+        config.sections = sections;
         config
             .validate_settings()
             .map_err(|e| config.substituted.scrub(e))?;

@@ -50,6 +50,14 @@ pub fn json_schema() -> Value {
     let channels = &mut root["properties"]["channels"];
     channels["additionalProperties"] = json!({ "oneOf": per_kind });
     channels["propertyNames"] = json!({ "pattern": "^[a-z0-9_-]{1,64}$" });
+    for section in super::section::sections() {
+        let mut schema = (section.schema)().to_value();
+        if let Some(object) = schema.as_object_mut() {
+            object.remove("$schema");
+            object.insert("description".into(), json!(section.description));
+        }
+        root["properties"][section.name] = schema;
+    }
     humantime_defaults(&mut root);
     root
 }
